@@ -1,0 +1,1 @@
+"""seqops.flows"""

@@ -1,0 +1,62 @@
+"""Where MLflow lives: env var, then config, then the embedded SQLite store under ``.seqops/``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from components.config import JobConfig
+
+log = logging.getLogger(__name__)
+
+
+def default_tracking_uri(state_dir: str | Path) -> str:
+    db = (Path(state_dir) / "mlflow.db").resolve()
+    return f"sqlite:///{db}"
+
+
+def resolve_tracking_uri(job: JobConfig | None = None, state_dir: str | Path = ".seqops") -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    if job is not None and job.tracking.uri:
+        return job.tracking.uri
+    return default_tracking_uri(job.state_dir if job is not None else state_dir)
+
+
+def is_local_store(uri: str) -> bool:
+    """True for stores that MLflow opens in-process (we then choose the artifact root)."""
+    return not uri.startswith(("http://", "https://", "databricks"))
+
+
+def configure(job: JobConfig) -> str:
+    """Point MLflow at the job's store and make sure the experiment exists; returns the URI."""
+    import mlflow
+
+    uri = resolve_tracking_uri(job)
+    state = Path(job.state_dir)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    name = experiment_name(job)
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is None:
+        kwargs = {}
+        if is_local_store(uri):
+            root = (state / "artifacts").resolve()
+            root.mkdir(parents=True, exist_ok=True)
+            kwargs["artifact_location"] = root.as_uri()
+        try:
+            mlflow.create_experiment(name, **kwargs)
+        except Exception:  # created concurrently by another run
+            if mlflow.get_experiment_by_name(name) is None:
+                raise
+    mlflow.set_experiment(name)
+    log.debug("mlflow tracking uri %s experiment %s", uri, name)
+    return uri
+
+
+def experiment_name(job: JobConfig) -> str:
+    return job.tracking.experiment or f"seqops/{job.name}"
