@@ -15,7 +15,10 @@ def naive(ws: WindowSet, starts: np.ndarray | None = None) -> np.ndarray:
 
 
 def seasonal_naive(
-    ws: WindowSet, season_length: int, series_first_row: np.ndarray, starts: np.ndarray | None = None
+    ws: WindowSet,
+    season_length: int,
+    series_first_row: np.ndarray,
+    starts: np.ndarray | None = None,
 ) -> np.ndarray:
     """y_hat[t+h] = y[t + h - m*ceil(h/m)]: the value one season before, from the series' past.
 

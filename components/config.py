@@ -27,14 +27,19 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Where the series live and which columns mean what."""
 
-    path: str = Field(description="CSV or Parquet file; relative paths resolve against the working directory.")
+    path: str = Field(
+        description="CSV or Parquet file; relative paths resolve against the working directory."
+    )
     timestamp: str = Field(description="Timestamp column.")
     target: str = Field(description="Numeric column to forecast.")
-    series_id: str | None = Field(None, description="Series id column for panel data (many series).")
+    series_id: str | None = Field(
+        None, description="Series id column for panel data (many series)."
+    )
     covariates: list[str] = Field(default_factory=list, description="Extra numeric input columns.")
     format: Literal["auto", "csv", "parquet"] = "auto"
     frequency: str | None = Field(
-        None, description="Pandas offset alias (e.g. 'W', 'D', 'h'); used to infer the season length."
+        None,
+        description="Pandas offset alias (e.g. 'W', 'D', 'h'); used to infer the season length.",
     )
 
 
@@ -42,7 +47,8 @@ class MissingConfig(_Strict):
     """What to do with missing target/covariate values."""
 
     policy: Literal["fail", "ffill", "interpolate", "zero"] = Field(
-        "fail", description="'fail' refuses any missing value; the others fill them after validation."
+        "fail",
+        description="'fail' refuses any missing value; the others fill them after validation.",
     )
     max_fraction: float = Field(
         0.05, ge=0.0, le=1.0, description="Largest share of missing values a fill policy accepts."
@@ -59,7 +65,9 @@ class SplitConfig(_Strict):
 
     val: float = Field(0.15, gt=0.0, lt=0.5)
     test: float = Field(0.15, gt=0.0, lt=0.5)
-    gap: int = Field(0, ge=0, description="Rows dropped between segments (windows never cross a boundary).")
+    gap: int = Field(
+        0, ge=0, description="Rows dropped between segments (windows never cross a boundary)."
+    )
 
     @model_validator(mode="after")
     def _train_left(self) -> SplitConfig:
@@ -70,7 +78,9 @@ class SplitConfig(_Strict):
 
 class ValidationConfig(_Strict):
     max_gap_steps: float = Field(
-        1.0, gt=0.0, description="Largest step between timestamps, in multiples of the series' median step."
+        1.0,
+        gt=0.0,
+        description="Largest step between timestamps, in multiples of the series' median step.",
     )
     ranges: dict[str, list[float]] = Field(
         default_factory=dict, description="Declared value ranges: column -> [min, max]."
@@ -118,7 +128,9 @@ class TrainingConfig(_Strict):
         False, description="Run on GPU even when the model config falls off the cuDNN kernel."
     )
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
-    max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap batches per epoch (smoke runs).")
+    max_steps_per_epoch: int | None = Field(
+        None, ge=1, description="Cap batches per epoch (smoke runs)."
+    )
 
 
 class EvaluationConfig(_Strict):
@@ -130,8 +142,12 @@ class EvaluationConfig(_Strict):
 
 class DriftConfig(_Strict):
     enabled: bool = True
-    sample_size: int = Field(50_000, ge=100, description="Rows per side above which a seeded sample is drawn.")
-    drift_share: float = Field(0.5, gt=0.0, le=1.0, description="Share of drifted columns that means drift.")
+    sample_size: int = Field(
+        50_000, ge=100, description="Rows per side above which a seeded sample is drawn."
+    )
+    drift_share: float = Field(
+        0.5, gt=0.0, le=1.0, description="Share of drifted columns that means drift."
+    )
 
 
 class GateConfig(_Strict):
@@ -139,25 +155,33 @@ class GateConfig(_Strict):
 
     metric: Literal["mase", "mae", "rmse", "smape"] = "mase"
     seasonal_naive_margin: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Candidate must be at least this fraction better than seasonal naive."
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Candidate must be at least this fraction better than seasonal naive.",
     )
     champion_tolerance: float = Field(
         0.05, ge=0.0, description="Candidate may be at most this fraction worse than the champion."
     )
     promote_first_to_champion: bool = Field(
-        False, description="On a model's very first version, set 'champion' too when the gate passes."
+        False,
+        description="On a model's very first version, set 'champion' too when the gate passes.",
     )
 
 
 class TrackingConfig(_Strict):
-    uri: str | None = Field(None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins over it.")
+    uri: str | None = Field(
+        None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins over it."
+    )
     experiment: str | None = Field(None, description="Experiment name (default 'seqops/<name>').")
 
 
 class JobConfig(_Strict):
     """A retrain job."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$", description="Registered model name.")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$", description="Registered model name."
+    )
     data: DataConfig
     window: WindowConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -169,7 +193,9 @@ class JobConfig(_Strict):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-    state_dir: str = Field(DEFAULT_STATE_DIR, description="Embedded MLflow store, reports and ledger.")
+    state_dir: str = Field(
+        DEFAULT_STATE_DIR, description="Embedded MLflow store, reports and ledger."
+    )
 
     @model_validator(mode="after")
     def _columns_distinct(self) -> JobConfig:

@@ -60,7 +60,9 @@ def load_frame(cfg: DataConfig, base_dir: Path | None = None) -> pd.DataFrame:
     except Exception as exc:  # parser errors, corrupt parquet
         raise DataError(f"cannot read {fmt} file {path}: {exc}") from None
     if len(frame) == 0:
-        raise DataError(f"data file has a header but no rows: {path} (columns: {list(frame.columns)})")
+        raise DataError(
+            f"data file has a header but no rows: {path} (columns: {list(frame.columns)})"
+        )
     log.debug("loaded %s rows x %s cols from %s", len(frame), frame.shape[1], path)
     return frame
 
@@ -121,7 +123,9 @@ def to_panel(frame: pd.DataFrame, data: DataConfig, missing: MissingConfig) -> P
     for sid, g in groups:
         vals = _fill(g[features], missing.policy)
         if vals.isna().any().any():
-            raise DataError(f"series {sid!r}: missing values remain after policy {missing.policy!r}")
+            raise DataError(
+                f"series {sid!r}: missing values remain after policy {missing.policy!r}"
+            )
         ids.append(str(sid))
         stamps.append(g["__ts"].to_numpy())
         values.append(vals.to_numpy(dtype=np.float32))

@@ -37,7 +37,9 @@ class DriftSummary:
         return asdict(self)
 
 
-def drift_features(frame: pd.DataFrame, target: str, covariates: list[str], series_col: str | None) -> pd.DataFrame:
+def drift_features(
+    frame: pd.DataFrame, target: str, covariates: list[str], series_col: str | None
+) -> pd.DataFrame:
     """Columns compared for drift: the target, its one-step change (dynamics), and covariates."""
     out = pd.DataFrame({target: frame[target].astype("float64")})
     diff = frame.groupby(series_col)[target].diff() if series_col else frame[target].diff()
@@ -78,7 +80,9 @@ def run_drift(
         "current_rows_used": int(len(cur)),
         "was_sampled": bool(len(reference) > sample_size or len(current) > sample_size),
     }
-    snapshot = Report([DataDriftPreset(drift_share=drift_share)]).run(current_data=cur, reference_data=ref)
+    snapshot = Report([DataDriftPreset(drift_share=drift_share)]).run(
+        current_data=cur, reference_data=ref
+    )
     raw = snapshot.dict()
     tests: dict[str, dict[str, object]] = {}
     share = 0.0
@@ -92,7 +96,10 @@ def run_drift(
             is_p = "p_value" in method
             drifted = (val < thr) if is_p else (val >= thr)
             tests[str(conf["column"])] = {
-                "method": method, "statistic": val, "threshold": thr, "drifted": bool(drifted),
+                "method": method,
+                "statistic": val,
+                "threshold": thr,
+                "drifted": bool(drifted),
                 "kind": "p_value" if is_p else "distance",
             }
         elif kind.endswith("DriftedColumnsCount"):
@@ -121,7 +128,11 @@ def run_drift(
     js.write_text(json.dumps(summary.to_dict(), indent=2, default=_jsonable))
     log.info(
         "drift vs %s: share %.2f (threshold %.2f), drifted %s, %.1fs",
-        reference_label, share, drift_share, drifted_cols or "none", summary.seconds,
+        reference_label,
+        share,
+        drift_share,
+        drifted_cols or "none",
+        summary.seconds,
     )
     return summary
 

@@ -77,7 +77,9 @@ def fold_windows(
             s = np.arange(b0 - L, b1 - L - H + 1)
             starts.append(s)
             owners.append(np.full(s.shape[0], i))
-        out.append((np.concatenate(starts).astype(np.int64), np.concatenate(owners).astype(np.int64)))
+        out.append(
+            (np.concatenate(starts).astype(np.int64), np.concatenate(owners).astype(np.int64))
+        )
     return out
 
 

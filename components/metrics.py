@@ -43,7 +43,9 @@ def metric_table(y: np.ndarray, yhat: np.ndarray, scale: np.ndarray) -> dict[str
     return table
 
 
-def per_window_loss(y: np.ndarray, yhat: np.ndarray, scale: np.ndarray, metric: str = "mase") -> np.ndarray:
+def per_window_loss(
+    y: np.ndarray, yhat: np.ndarray, scale: np.ndarray, metric: str = "mase"
+) -> np.ndarray:
     """One loss per window (mean over the horizon), for paired tests between models."""
     ae = np.abs(np.asarray(yhat, np.float64) - np.asarray(y, np.float64))
     if metric == "mase":

@@ -50,7 +50,11 @@ def build_forecaster(
     n_features = int(mean.shape[0])
     inputs = keras.Input(shape=(lookback, n_features), name="window", dtype="float32")
     z = keras.layers.Normalization(
-        axis=-1, mean=mean.tolist(), variance=(std.astype(np.float64) ** 2).tolist(), name="scale_in", dtype="float32"
+        axis=-1,
+        mean=mean.tolist(),
+        variance=(std.astype(np.float64) ** 2).tolist(),
+        name="scale_in",
+        dtype="float32",
     )(inputs)
     rel, anchor = AnchorLast(target_index=0, name="anchor", dtype="float32")(z)
     h = rel
@@ -70,7 +74,9 @@ def build_forecaster(
     delta = keras.layers.Dense(horizon, name="delta", dtype="float32")(h)
     scaled = AddAnchor(name="forecast_scaled", dtype="float32")([delta, anchor])
     train_model = keras.Model(inputs, scaled, name="seqops_lstm_train")
-    out = keras.layers.Rescaling(scale=float(std[0]), offset=float(mean[0]), name="scale_out", dtype="float32")(scaled)
+    out = keras.layers.Rescaling(
+        scale=float(std[0]), offset=float(mean[0]), name="scale_out", dtype="float32"
+    )(scaled)
     serve_model = keras.Model(inputs, out, name="seqops_lstm")
     return Forecaster(train_model=train_model, serve_model=serve_model)
 

@@ -36,8 +36,12 @@ def forecast_plot(
             idx = np.arange(o + 1, o + 1 + H)
             idx = idx[idx < len(timestamps)]
             ax.plot(
-                timestamps[idx], f[: len(idx)], color=colors.get(name, None), lw=1.4 if name == "model" else 1.0,
-                ls="-" if name == "model" else "--", label=name if j == 0 else None,
+                timestamps[idx],
+                f[: len(idx)],
+                color=colors.get(name),
+                lw=1.4 if name == "model" else 1.0,
+                ls="-" if name == "model" else "--",
+                label=name if j == 0 else None,
             )
     ax.set_title(title)
     ax.legend(loc="upper left")
@@ -49,7 +53,9 @@ def forecast_plot(
     return path
 
 
-def horizon_error_plot(path: Path, per_horizon: dict[str, list[float]], *, metric: str, title: str) -> Path:
+def horizon_error_plot(
+    path: Path, per_horizon: dict[str, list[float]], *, metric: str, title: str
+) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for name, vals in per_horizon.items():

@@ -45,6 +45,8 @@ def synth_panel(
         value = level + trend * t + season + shift + rng.normal(0.0, 1.0, length) * sigma
         part = {"series_id": f"s{i:03d}", "timestamp": stamps, "value": value.round(4)}
         if covariate:
-            part["temperature"] = (15 + 10 * np.sin(2 * np.pi * t / 365.25 + i) + rng.normal(0, 1, length)).round(3)
+            part["temperature"] = (
+                15 + 10 * np.sin(2 * np.pi * t / 365.25 + i) + rng.normal(0, 1, length)
+            ).round(3)
         frames.append(pd.DataFrame(part))
     return pd.concat(frames, ignore_index=True)

@@ -40,7 +40,9 @@ def configure_device(job: JobConfig) -> DeviceInfo:
             tf.config.set_visible_devices([], "GPU")
             gpus = []
         except RuntimeError:
-            log.warning("TensorFlow already initialised the GPU; cannot hide it for training.device=cpu")
+            log.warning(
+                "TensorFlow already initialised the GPU; cannot hide it for training.device=cpu"
+            )
     if t.device == "gpu" and not gpus:
         raise RunFailedError("training.device is 'gpu' but TensorFlow sees no GPU")
     on_gpu = bool(gpus)
@@ -51,14 +53,21 @@ def configure_device(job: JobConfig) -> DeviceInfo:
             "slower: " + "; ".join(blockers)
         )
         if not t.allow_slow_gpu_kernel:
-            raise ConfigError(msg + ". Fix the config, or set training.allow_slow_gpu_kernel: true.")
+            raise ConfigError(
+                msg + ". Fix the config, or set training.allow_slow_gpu_kernel: true."
+            )
         log.warning("!!! %s. Continuing because training.allow_slow_gpu_kernel is true. !!!", msg)
     mixed = bool(on_gpu and t.mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     if t.mixed_precision and not on_gpu:
         log.info("training.mixed_precision ignored: no GPU")
     name = gpus[0].name if on_gpu else "CPU"
-    return DeviceInfo(kind="gpu" if on_gpu else "cpu", name=name, cudnn=on_gpu and not blockers, mixed_precision=mixed)
+    return DeviceInfo(
+        kind="gpu" if on_gpu else "cpu",
+        name=name,
+        cudnn=on_gpu and not blockers,
+        mixed_precision=mixed,
+    )
 
 
 def _progress_callback(total_epochs: int, n_windows: int):
@@ -120,7 +129,9 @@ def train(
     )
     model = fc.train_model
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=t.learning_rate), loss="mse")
-    kw = dict(target_mean=float(mean[0]), target_std=float(std[0]), batch_size=t.batch_size, seed=t.seed)
+    kw = dict(
+        target_mean=float(mean[0]), target_std=float(std[0]), batch_size=t.batch_size, seed=t.seed
+    )
     ds_train = make_dataset(train_ws, shuffle=True, **kw)
     ds_val = make_dataset(val_ws, shuffle=False, **kw)
     n_windows = len(train_ws)
@@ -132,15 +143,24 @@ def train(
     if es.enabled:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=es.patience, min_delta=es.min_delta, restore_best_weights=True
+                monitor="val_loss",
+                patience=es.patience,
+                min_delta=es.min_delta,
+                restore_best_weights=True,
             )
         )
     log.info(
         "training on %s: %d train / %d val windows, %d epochs max, batch %d",
-        device.name, len(train_ws), len(val_ws), epochs, t.batch_size,
+        device.name,
+        len(train_ws),
+        len(val_ws),
+        epochs,
+        t.batch_size,
     )
     t0 = time.perf_counter()
-    hist = model.fit(ds_train, validation_data=ds_val, epochs=epochs, verbose=0, callbacks=callbacks)
+    hist = model.fit(
+        ds_train, validation_data=ds_val, epochs=epochs, verbose=0, callbacks=callbacks
+    )
     seconds = time.perf_counter() - t0
     history = {k: [float(x) for x in v] for k, v in hist.history.items()}
     losses = np.asarray(history.get("loss", []), dtype=np.float64)

@@ -33,7 +33,11 @@ def segment_bounds(n: int, split: SplitConfig) -> dict[str, tuple[int, int]]:
     val_stop = test_start - split.gap
     val_start = val_stop - n_val
     train_stop = val_start - split.gap
-    return {"train": (0, max(train_stop, 0)), "val": (max(val_start, 0), max(val_stop, 0)), "test": (test_start, n)}
+    return {
+        "train": (0, max(train_stop, 0)),
+        "val": (max(val_start, 0), max(val_stop, 0)),
+        "test": (test_start, n),
+    }
 
 
 def min_rows_required(window: WindowConfig, split: SplitConfig) -> int:
@@ -115,7 +119,12 @@ def build_windows(
 
 def fit_scaler(panel: Panel, segments: Segments) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and std over the train segments only (no look-ahead)."""
-    rows = np.concatenate([v[b["train"][0] : b["train"][1]] for v, b in zip(panel.values, segments.bounds, strict=True)])
+    rows = np.concatenate(
+        [
+            v[b["train"][0] : b["train"][1]]
+            for v, b in zip(panel.values, segments.bounds, strict=True)
+        ]
+    )
     mean = rows.mean(axis=0, dtype=np.float64)
     std = rows.std(axis=0, dtype=np.float64)
     std[std < 1e-8] = 1.0

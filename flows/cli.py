@@ -29,22 +29,51 @@ data_app = typer.Typer(help="Data utilities.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout; logs go to stderr.")]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object on stdout; logs go to stderr.")
+]
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (test runners swap it between invocations)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
 
 
 def _setup_logging(verbose: bool = False) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
     root = logging.getLogger()
     if not any(getattr(h, "_seqops", False) for h in root.handlers):
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+        h = _StderrHandler()
+        h.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
         h._seqops = True  # type: ignore[attr-defined]
         root.addHandler(h)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("great_expectations", "absl", "tensorflow", "h5py", "matplotlib", "urllib3", "alembic",
-                  "httpx", "mlflow.store", "PIL", "numexpr"):
+    for noisy in (
+        "great_expectations",
+        "absl",
+        "tensorflow",
+        "h5py",
+        "matplotlib",
+        "urllib3",
+        "alembic",
+        "httpx",
+        "mlflow.store",
+        "PIL",
+        "numexpr",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -90,7 +119,10 @@ def config_schema() -> None:
 
 
 @config_app.command("check")
-def config_check(file: Annotated[Path, typer.Argument(help="YAML config to validate.")], as_json: JsonFlag = False) -> None:
+def config_check(
+    file: Annotated[Path, typer.Argument(help="YAML config to validate.")],
+    as_json: JsonFlag = False,
+) -> None:
     """Validate a config file (exit 2 naming every bad or unknown key)."""
     from components.config import load_config
     from components.errors import ConfigError
@@ -102,10 +134,14 @@ def config_check(file: Annotated[Path, typer.Argument(help="YAML config to valid
         return
     resolved = job.model_dump(mode="json")
     if as_json:
-        _emit({"status": "ok", "exit_code": 0, "config": resolved, "config_hash": job.config_hash()})
+        _emit(
+            {"status": "ok", "exit_code": 0, "config": resolved, "config_hash": job.config_hash()}
+        )
     else:
-        typer.echo(f"{file}: OK (model {job.name!r}, lookback {job.window.lookback}, horizon {job.window.horizon}, "
-                   f"season length {job.season_length()}, config hash {job.config_hash()})")
+        typer.echo(
+            f"{file}: OK (model {job.name!r}, lookback {job.window.lookback}, horizon {job.window.horizon}, "
+            f"season length {job.season_length()}, config hash {job.config_hash()})"
+        )
 
 
 @data_app.command("synth")
@@ -116,8 +152,12 @@ def data_synth(
     freq: Annotated[str, typer.Option(help="Pandas frequency alias.")] = "D",
     season_length: Annotated[int, typer.Option(help="Seasonal period in rows.")] = 7,
     trend: Annotated[float, typer.Option(help="Trend per row.")] = 0.02,
-    noise: Annotated[float, typer.Option(help="Noise, as a fraction of the seasonal amplitude.")] = 0.3,
-    drift_start: Annotated[int | None, typer.Option(help="Row from which drift is injected (none by default).")] = None,
+    noise: Annotated[
+        float, typer.Option(help="Noise, as a fraction of the seasonal amplitude.")
+    ] = 0.3,
+    drift_start: Annotated[
+        int | None, typer.Option(help="Row from which drift is injected (none by default).")
+    ] = None,
     drift_shift: Annotated[float, typer.Option(help="Level shift, in seasonal amplitudes.")] = 3.0,
     drift_scale: Annotated[float, typer.Option(help="Noise multiplier after drift_start.")] = 2.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -129,8 +169,18 @@ def data_synth(
     if series < 1 or length < 2:
         typer.echo("error: --series must be >= 1 and --length >= 2", err=True)
         raise typer.Exit(2)
-    df = synth_panel(n_series=series, length=length, freq=freq, season_length=season_length, trend=trend,
-                     noise=noise, drift_start=drift_start, drift_shift=drift_shift, drift_scale=drift_scale, seed=seed)
+    df = synth_panel(
+        n_series=series,
+        length=length,
+        freq=freq,
+        season_length=season_length,
+        trend=trend,
+        noise=noise,
+        drift_start=drift_start,
+        drift_shift=drift_shift,
+        drift_scale=drift_scale,
+        seed=seed,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() in (".parquet", ".pq"):
         df.to_parquet(out, index=False)
@@ -146,7 +196,9 @@ def data_synth(
 def retrain(
     config: Annotated[Path, typer.Option("--config", "-c", help="Job config (YAML).")],
     as_json: JsonFlag = False,
-    trigger: Annotated[str, typer.Option(help="Recorded trigger: manual, schedule, ci, drift.")] = "manual",
+    trigger: Annotated[
+        str, typer.Option(help="Recorded trigger: manual, schedule, ci, drift.")
+    ] = "manual",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Validate, train, evaluate, report drift and register a new version (Prefect flow `retrain`).
@@ -169,7 +221,15 @@ def retrain(
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON object
             outcome = retrain_flow(str(config), trigger=trigger)
     except SeqopsError as exc:
-        _fail(exc, as_json, {k: v for k, v in error_outcome(exc, job.name).items() if k not in ("status", "exit_code", "error")})
+        _fail(
+            exc,
+            as_json,
+            {
+                k: v
+                for k, v in error_outcome(exc, job.name).items()
+                if k not in ("status", "exit_code", "error")
+            },
+        )
         return
     except Exception as exc:  # infrastructure or a bug: the run failed, nothing promoted
         logging.getLogger("seqops").exception("retrain failed")
@@ -179,9 +239,11 @@ def retrain(
         _emit(outcome)
     else:
         m = outcome["metrics"]
-        typer.echo(f"{outcome['model']} v{outcome['version']}: {outcome['status']} "
-                   f"(MASE model {m['model']['mase']:.3f}, seasonal naive {m['seasonal_naive']['mase']:.3f}, "
-                   f"naive {m['naive']['mase']:.3f}); aliases: {', '.join(outcome['aliases']) or 'none'}")
+        typer.echo(
+            f"{outcome['model']} v{outcome['version']}: {outcome['status']} "
+            f"(MASE model {m['model']['mase']:.3f}, seasonal naive {m['seasonal_naive']['mase']:.3f}, "
+            f"naive {m['naive']['mase']:.3f}); aliases: {', '.join(outcome['aliases']) or 'none'}"
+        )
         for r in outcome["gate"]["reasons"]:
             typer.echo(f"  - {r}")
         typer.echo(f"  reports: {outcome['reports']['dir']}")
@@ -192,7 +254,9 @@ def retrain(
 def ui(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 5000,
-    state_dir: Annotated[Path, typer.Option(help="seqops state directory (embedded store).")] = Path(".seqops"),
+    state_dir: Annotated[
+        Path, typer.Option(help="seqops state directory (embedded store).")
+    ] = Path(".seqops"),
 ) -> None:
     """Start MLflow's UI on the same store `retrain` writes to."""
     from registry.tracking import default_tracking_uri
@@ -203,8 +267,20 @@ def ui(
         raise typer.Exit(0)
     artifacts = (state_dir / "artifacts").resolve()
     artifacts.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-           "--default-artifact-root", artifacts.as_uri(), "--host", host, "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--default-artifact-root",
+        artifacts.as_uri(),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     typer.echo(f"MLflow UI on http://{host}:{port} (store {uri})", err=True)
     os.execv(sys.executable, cmd)
 

@@ -68,8 +68,15 @@ def log_run_task(payload):
 
 
 @task(name="register-version", retries=2, retry_delay_seconds=2, **_task)
-def register_task(job: JobConfig, *, model_uri: str, run_id: str, tags: dict[str, str], description: str,
-                  gate_passed: bool) -> tuple[str, list[str]]:
+def register_task(
+    job: JobConfig,
+    *,
+    model_uri: str,
+    run_id: str,
+    tags: dict[str, str],
+    description: str,
+    gate_passed: bool,
+) -> tuple[str, list[str]]:
     from mlflow import MlflowClient
 
     from registry.aliases import get_alias_version, set_alias
@@ -77,7 +84,14 @@ def register_task(job: JobConfig, *, model_uri: str, run_id: str, tags: dict[str
 
     client = MlflowClient()
     had_champion = get_alias_version(client, job.name, "champion") is not None
-    version = register_version(client, name=job.name, model_uri=model_uri, run_id=run_id, tags=tags, description=description)
+    version = register_version(
+        client,
+        name=job.name,
+        model_uri=model_uri,
+        run_id=run_id,
+        tags=tags,
+        description=description,
+    )
     aliases: list[str] = []
     if gate_passed:
         set_alias(client, job.name, "challenger", version)
@@ -143,10 +157,14 @@ def retrain_flow(config_path: str, trigger: str = "manual") -> dict[str, Any]:
     if job.drift.enabled:
         drift_summary, new_reference = drift_task(job, prep, champion, report_dir / "drift")
     else:
-        new_reference = steps.drift_frame(job, prep.panel, [b["train"] for b in prep.segments.bounds])
+        new_reference = steps.drift_frame(
+            job, prep.panel, [b["train"] for b in prep.segments.bounds]
+        )
     t = _timed(timings, "drift", t)
 
-    metrics = {k: {m: v[m] for m in ("mae", "rmse", "smape", "mase")} for k, v in res.metrics.items()}
+    metrics = {
+        k: {m: v[m] for m in ("mae", "rmse", "smape", "mase")} for k, v in res.metrics.items()
+    }
     gate = offline_gate(
         job.gate,
         candidate=cand_same if cand_same is not None else res.metrics["model"],  # type: ignore[arg-type]
@@ -160,80 +178,175 @@ def retrain_flow(config_path: str, trigger: str = "manual") -> dict[str, Any]:
 
     resolved = report_dir / "config.resolved.yaml"
     resolved.write_text(yaml.safe_dump(job.model_dump(mode="json"), sort_keys=False))
-    (report_dir / "evaluation.json").write_text(json.dumps(
-        {"test": res.metrics, "backtest": res.backtest, "backtest_summary": backtest_summary,
-         "champion": champ_table, "gate": gate.to_dict()}, indent=2, default=float))
+    (report_dir / "evaluation.json").write_text(
+        json.dumps(
+            {
+                "test": res.metrics,
+                "backtest": res.backtest,
+                "backtest_summary": backtest_summary,
+                "champion": champ_table,
+                "gate": gate.to_dict(),
+            },
+            indent=2,
+            default=float,
+        )
+    )
     step_metrics: dict[str, list[float]] = {f"train_{k}": v for k, v in trained.history.items()}
     for who, table in res.metrics.items():
-        step_metrics[f"test_{who}_{job.gate.metric}_by_horizon"] = table["per_horizon"][job.gate.metric]  # type: ignore[index]
+        step_metrics[f"test_{who}_{job.gate.metric}_by_horizon"] = table["per_horizon"][
+            job.gate.metric
+        ]  # type: ignore[index]
     for who in ("model", "naive", "seasonal_naive"):
         step_metrics[f"backtest_{who}_mase_by_fold"] = [f[who]["mase"] for f in res.backtest]
-    flat_metrics = {f"test_{who}_{m}": float(v) for who, tab in metrics.items() for m, v in tab.items()}
+    flat_metrics = {
+        f"test_{who}_{m}": float(v) for who, tab in metrics.items() for m, v in tab.items()
+    }
     flat_metrics.update({f"backtest_{k}": v for k, v in backtest_summary.items()})
     if drift_summary is not None:
         flat_metrics["drift_share"] = drift_summary.drift_share
-    flat_metrics.update({"train_seconds": trained.seconds, "train_samples_per_second": trained.samples_per_second,
-                         "epochs_run": trained.epochs_run, "best_epoch": trained.best_epoch})
+    flat_metrics.update(
+        {
+            "train_seconds": trained.seconds,
+            "train_samples_per_second": trained.samples_per_second,
+            "epochs_run": trained.epochs_run,
+            "best_epoch": trained.best_epoch,
+        }
+    )
     params = flatten(job.model_dump(mode="json"))
-    params.update({"n_series": len(prep.panel.ids), "n_rows": int(len(frame)), "train_windows": len(prep.train),
-                   "val_windows": len(prep.val), "test_windows": len(prep.test), "device": trained.device.name,
-                   "cudnn": trained.device.cudnn, "mixed_precision": trained.device.mixed_precision,
-                   "season_length": job.season_length(), "n_params": trained.params.get("n_params")})
+    params.update(
+        {
+            "n_series": len(prep.panel.ids),
+            "n_rows": int(len(frame)),
+            "train_windows": len(prep.train),
+            "val_windows": len(prep.val),
+            "test_windows": len(prep.test),
+            "device": trained.device.name,
+            "cudnn": trained.device.cudnn,
+            "mixed_precision": trained.device.mixed_precision,
+            "season_length": job.season_length(),
+            "n_params": trained.params.get("n_params"),
+        }
+    )
     commit = git_commit()
     x_ex, y_ex = prep.test.materialize(prep.test.starts[:2])
     payload = RunPayload(
         run_name=f"retrain-{job.name}-{report_dir.name}",
-        params=params, metrics=flat_metrics, step_metrics=step_metrics,
-        run_tags={"seqops.trigger": trigger, "seqops.config_hash": job.config_hash(), "seqops.data_digest": digest,
-                  "seqops.git_commit": commit or "unknown", "seqops.gate": "passed" if gate.passed else "rejected"},
-        frame=frame, data_source=str(Path(job.data.path)), target=job.data.target,
-        artifact_dirs={"reports/validation": report_dir / "validation", "reports/drift": report_dir / "drift",
-                       "plots": plots_dir},
+        params=params,
+        metrics=flat_metrics,
+        step_metrics=step_metrics,
+        run_tags={
+            "seqops.trigger": trigger,
+            "seqops.config_hash": job.config_hash(),
+            "seqops.data_digest": digest,
+            "seqops.git_commit": commit or "unknown",
+            "seqops.gate": "passed" if gate.passed else "rejected",
+        },
+        frame=frame,
+        data_source=str(Path(job.data.path)),
+        target=job.data.target,
+        artifact_dirs={
+            "reports/validation": report_dir / "validation",
+            "reports/drift": report_dir / "drift",
+            "plots": plots_dir,
+        },
         extra_files={"config": resolved, "reports": report_dir / "evaluation.json"},
-        reference=new_reference, keras_path=keras_path, example_x=x_ex, example_y=y_ex,
+        reference=new_reference,
+        keras_path=keras_path,
+        example_x=x_ex,
+        example_y=y_ex,
     )
     run_id, model_uri = log_run_task(payload)
     tags = version_tags(
-        validation={"evaluated": contract.evaluated}, metrics=metrics, gate=gate.to_dict(),
-        drift=drift_summary.to_dict() if drift_summary else None, config_hash=job.config_hash(), data_digest=digest,
-        commit=commit, lookback=job.window.lookback, horizon=job.window.horizon, features=prep.panel.feature_names,
-        run_id=run_id, device=trained.device.name,
+        validation={"evaluated": contract.evaluated},
+        metrics=metrics,
+        gate=gate.to_dict(),
+        drift=drift_summary.to_dict() if drift_summary else None,
+        config_hash=job.config_hash(),
+        data_digest=digest,
+        commit=commit,
+        lookback=job.window.lookback,
+        horizon=job.window.horizon,
+        features=prep.panel.feature_names,
+        run_id=run_id,
+        device=trained.device.name,
     )
     outcome: dict[str, Any] = {
         "status": "registered" if gate.passed else "rejected",
         "exit_code": 0 if gate.passed else 1,
-        "model": job.name, "run_id": run_id, "version": None, "aliases": [],
-        "tracking_uri": uri, "trigger": trigger,
-        "metrics": metrics, "backtest": {"folds": res.backtest, **backtest_summary},
+        "model": job.name,
+        "run_id": run_id,
+        "version": None,
+        "aliases": [],
+        "tracking_uri": uri,
+        "trigger": trigger,
+        "metrics": metrics,
+        "backtest": {"folds": res.backtest, **backtest_summary},
         "gate": gate.to_dict(),
-        "drift": ({k: drift_summary.to_dict()[k] for k in ("drift_detected", "drift_share", "drift_share_threshold",
-                   "drifted_columns", "reference_label", "sampled", "tests")} if drift_summary else None),
-        "validation": {"passed": True, "expectations": contract.evaluated, "rows": contract.n_rows,
-                       "series": contract.n_series},
-        "training": {"epochs_run": trained.epochs_run, "best_epoch": trained.best_epoch, "seconds": round(trained.seconds, 3),
-                     "samples_per_second": round(trained.samples_per_second, 1), "device": trained.device.name,
-                     "cudnn": trained.device.cudnn, "mixed_precision": trained.device.mixed_precision},
+        "drift": (
+            {
+                k: drift_summary.to_dict()[k]
+                for k in (
+                    "drift_detected",
+                    "drift_share",
+                    "drift_share_threshold",
+                    "drifted_columns",
+                    "reference_label",
+                    "sampled",
+                    "tests",
+                )
+            }
+            if drift_summary
+            else None
+        ),
+        "validation": {
+            "passed": True,
+            "expectations": contract.evaluated,
+            "rows": contract.n_rows,
+            "series": contract.n_series,
+        },
+        "training": {
+            "epochs_run": trained.epochs_run,
+            "best_epoch": trained.best_epoch,
+            "seconds": round(trained.seconds, 3),
+            "samples_per_second": round(trained.samples_per_second, 1),
+            "device": trained.device.name,
+            "cudnn": trained.device.cudnn,
+            "mixed_precision": trained.device.mixed_precision,
+        },
         "reports": {
             "dir": str(report_dir),
-            "validation_html": contract.html_path, "validation_json": contract.json_path,
+            "validation_html": contract.html_path,
+            "validation_json": contract.json_path,
             "drift_html": drift_summary.html_path if drift_summary else None,
             "drift_json": drift_summary.json_path if drift_summary else None,
             "forecast_plot": str(plots_dir / "forecast_vs_actual.png"),
             "horizon_plot": str(plots_dir / "error_by_horizon.png"),
             "evaluation_json": str(report_dir / "evaluation.json"),
         },
-        "data_digest": digest, "config_hash": job.config_hash(),
+        "data_digest": digest,
+        "config_hash": job.config_hash(),
     }
     description = version_description(outcome)
-    version, aliases = register_task(job, model_uri=model_uri, run_id=run_id, tags=tags, description=description,
-                                     gate_passed=gate.passed)
+    version, aliases = register_task(
+        job,
+        model_uri=model_uri,
+        run_id=run_id,
+        tags=tags,
+        description=description,
+        gate_passed=gate.passed,
+    )
     outcome["version"], outcome["aliases"] = version, aliases
     t = _timed(timings, "registry", t)
     outcome["timings"] = timings
     try:
-        create_markdown_artifact(key=f"retrain-{_slug(job.name)}", markdown=version_description(outcome),
-                                 description=f"seqops retrain of {job.name}")
-    except Exception as exc:  # an artifact is a convenience, never a reason to fail a registered run
+        create_markdown_artifact(
+            key=f"retrain-{_slug(job.name)}",
+            markdown=version_description(outcome),
+            description=f"seqops retrain of {job.name}",
+        )
+    except (
+        Exception
+    ) as exc:  # an artifact is a convenience, never a reason to fail a registered run
         log.warning("could not create the Prefect markdown artifact: %s", exc)
     mlflow.set_tracking_uri(uri)
     return outcome
@@ -247,34 +360,48 @@ def version_description(o: dict[str, Any]) -> str:
     """Markdown summary of the evidence, used for the version description and the Prefect artifact."""
     lines = [f"## seqops retrain: {o['model']} v{o.get('version') or '?'}", ""]
     gate = o["gate"]
-    lines.append(f"**Gate: {'PASSED' if gate['passed'] else 'REJECTED'}** on {gate['metric'].upper()}"
-                 + (f"; aliases: {', '.join(o['aliases'])}" if o.get("aliases") else ""))
+    lines.append(
+        f"**Gate: {'PASSED' if gate['passed'] else 'REJECTED'}** on {gate['metric'].upper()}"
+        + (f"; aliases: {', '.join(o['aliases'])}" if o.get("aliases") else "")
+    )
     for r in gate["reasons"]:
         lines.append(f"- {r}")
     lines += ["", "| model | MASE | MAE | RMSE | sMAPE |", "|---|---|---|---|---|"]
     for who, tab in o["metrics"].items():
-        lines.append(f"| {who} | {tab['mase']:.4f} | {tab['mae']:.4f} | {tab['rmse']:.4f} | {tab['smape']:.3f} |")
+        lines.append(
+            f"| {who} | {tab['mase']:.4f} | {tab['mae']:.4f} | {tab['rmse']:.4f} | {tab['smape']:.3f} |"
+        )
     bt = o.get("backtest") or {}
     if bt.get("folds"):
         lines.append("")
-        lines.append(f"Rolling-origin backtest ({len(bt['folds'])} folds): model MASE "
-                     f"{bt.get('model_mase_mean', float('nan')):.4f} ± {bt.get('model_mase_std', float('nan')):.4f}, "
-                     f"seasonal naive {bt.get('seasonal_naive_mase_mean', float('nan')):.4f}")
+        lines.append(
+            f"Rolling-origin backtest ({len(bt['folds'])} folds): model MASE "
+            f"{bt.get('model_mase_mean', float('nan')):.4f} ± {bt.get('model_mase_std', float('nan')):.4f}, "
+            f"seasonal naive {bt.get('seasonal_naive_mase_mean', float('nan')):.4f}"
+        )
     d = o.get("drift")
     if d:
         lines.append("")
-        lines.append(f"Drift vs {d['reference_label']}: share {d['drift_share']:.2f} "
-                     f"({'DRIFT' if d['drift_detected'] else 'no drift'}; drifted: {', '.join(d['drifted_columns']) or 'none'})")
+        lines.append(
+            f"Drift vs {d['reference_label']}: share {d['drift_share']:.2f} "
+            f"({'DRIFT' if d['drift_detected'] else 'no drift'}; drifted: {', '.join(d['drifted_columns']) or 'none'})"
+        )
     tr = o.get("training") or {}
     lines.append("")
-    lines.append(f"Training: {tr.get('epochs_run')} epochs (best {tr.get('best_epoch')}) on {tr.get('device')}, "
-                 f"{tr.get('samples_per_second')} windows/s. Run `{o['run_id']}`, data digest `{o['data_digest']}`.")
+    lines.append(
+        f"Training: {tr.get('epochs_run')} epochs (best {tr.get('best_epoch')}) on {tr.get('device')}, "
+        f"{tr.get('samples_per_second')} windows/s. Run `{o['run_id']}`, data digest `{o['data_digest']}`."
+    )
     return "\n".join(lines)
 
 
 def error_outcome(exc: SeqopsError, model: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "status": exc.kind, "exit_code": exc.exit_code, "model": model, "run_id": None, "version": None,
+        "status": exc.kind,
+        "exit_code": exc.exit_code,
+        "model": model,
+        "run_id": None,
+        "version": None,
         "error": str(exc),
     }
     if hasattr(exc, "failures"):

@@ -14,7 +14,13 @@ from components.config import JobConfig
 from components.data import Panel, frame_digest, load_frame, to_panel
 from components.drift import DriftSummary, run_drift
 from components.errors import DataContractError
-from components.evaluation import EvalResult, evaluate, fold_windows, series_first_rows, summarize_folds
+from components.evaluation import (
+    EvalResult,
+    evaluate,
+    fold_windows,
+    series_first_rows,
+    summarize_folds,
+)
 from components.metrics import mase_scales, metric_table
 from components.plots import forecast_plot, horizon_error_plot
 from components.windows import Segments, WindowSet, build_windows, fit_scaler, split_panel
@@ -43,7 +49,10 @@ def load_and_validate(job: JobConfig, base_dir: Path | None, report_dir: Path):
         raise DataContractError(
             f"data contract failed for {job.data.path}: {len(result.failures)} expectation(s) failed",
             failures=result.plain_lines(),
-            report_paths={"validation_html": str(result.html_path), "validation_json": str(result.json_path)},
+            report_paths={
+                "validation_html": str(result.html_path),
+                "validation_json": str(result.json_path),
+            },
         )
     return frame, frame_digest(frame), result
 
@@ -70,7 +79,12 @@ def prepare(job: JobConfig, frame: pd.DataFrame) -> Prepared:
     first = series_first_rows([len(v) for v in panel.values])
     log.info(
         "windows: %d train, %d val, %d test over %d series (lookback %d, horizon %d)",
-        len(wins["train"]), len(wins["val"]), len(wins["test"]), len(panel.ids), job.window.lookback, job.window.horizon,
+        len(wins["train"]),
+        len(wins["val"]),
+        len(wins["test"]),
+        len(panel.ids),
+        job.window.lookback,
+        job.window.horizon,
     )
     return Prepared(panel, segs, wins["train"], wins["val"], wins["test"], mean, std, scales, first)
 
@@ -80,7 +94,10 @@ def keras_predictor(model):
     import tensorflow as tf
 
     _, L, F = model.input_shape
-    fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, L, F], tf.float32)])
+    fn = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec([None, L, F], tf.float32)],
+    )
 
     def predict(x: np.ndarray) -> np.ndarray:
         out = [fn(tf.constant(x[i : i + 4096])).numpy() for i in range(0, len(x), 4096)]
@@ -89,18 +106,43 @@ def keras_predictor(model):
     return predict
 
 
-def evaluate_all(job: JobConfig, prep: Prepared, predict, plots_dir: Path) -> tuple[EvalResult, dict[str, float]]:
+def evaluate_all(
+    job: JobConfig, prep: Prepared, predict, plots_dir: Path
+) -> tuple[EvalResult, dict[str, float]]:
     season = job.season_length()
-    res = evaluate(prep.test, predict, scales=prep.scales, first_rows=prep.first_rows, season_length=season)
+    res = evaluate(
+        prep.test, predict, scales=prep.scales, first_rows=prep.first_rows, season_length=season
+    )
     folds = []
     if job.evaluation.backtest_folds:
-        bounds = [(int(f) + b["test"][0], int(f) + b["test"][1]) for f, b in zip(prep.first_rows, prep.segments.bounds, strict=True)]
-        for k, (starts, owner) in enumerate(fold_windows(prep.test, bounds, job.evaluation.backtest_folds), start=1):
+        bounds = [
+            (int(f) + b["test"][0], int(f) + b["test"][1])
+            for f, b in zip(prep.first_rows, prep.segments.bounds, strict=True)
+        ]
+        for k, (starts, owner) in enumerate(
+            fold_windows(prep.test, bounds, job.evaluation.backtest_folds), start=1
+        ):
             if len(starts) == 0:
                 continue
-            r = evaluate(prep.test, predict, scales=prep.scales, first_rows=prep.first_rows, season_length=season,
-                         starts=starts, series_index=owner)
-            folds.append({"fold": k, "n_windows": int(len(starts)), **{n: {m: t[m] for m in ("mae", "rmse", "smape", "mase")} for n, t in r.metrics.items()}})
+            r = evaluate(
+                prep.test,
+                predict,
+                scales=prep.scales,
+                first_rows=prep.first_rows,
+                season_length=season,
+                starts=starts,
+                series_index=owner,
+            )
+            folds.append(
+                {
+                    "fold": k,
+                    "n_windows": int(len(starts)),
+                    **{
+                        n: {m: t[m] for m in ("mae", "rmse", "smape", "mase")}
+                        for n, t in r.metrics.items()
+                    },
+                }
+            )
     res.backtest = folds
     plots_dir.mkdir(parents=True, exist_ok=True)
     _plots(job, prep, res, plots_dir)
@@ -117,14 +159,18 @@ def _plots(job: JobConfig, prep: Prepared, res: EvalResult, out: Path) -> None:
     actual = prep.panel.values[0][start:stop, 0]
     origins_local = prep.test.origins()[idx0] - first - start
     forecast_plot(
-        out / "forecast_vs_actual.png", timestamps=ts, actual=actual, origins_local=origins_local,
+        out / "forecast_vs_actual.png",
+        timestamps=ts,
+        actual=actual,
+        origins_local=origins_local,
         forecasts={k: res.forecasts[k][idx0] for k in ("model", "seasonal_naive")},
         title=f"{job.name}: test split, series {prep.panel.ids[0]} (forecasts every {H} steps)",
     )
     horizon_error_plot(
         out / "error_by_horizon.png",
         {k: v["per_horizon"][job.gate.metric] for k, v in res.metrics.items()},  # type: ignore[index]
-        metric=job.gate.metric, title=f"{job.name}: test {job.gate.metric.upper()} by horizon step",
+        metric=job.gate.metric,
+        title=f"{job.name}: test {job.gate.metric.upper()} by horizon step",
     )
 
 
@@ -134,9 +180,17 @@ def compare_champion(job: JobConfig, prep: Prepared, res: EvalResult, champion):
     Returns (champion_table, candidate_table_on_same_windows, problem).
     """
     if champion.n_features != prep.panel.n_features:
-        return None, None, f"it takes {champion.n_features} features, the candidate {prep.panel.n_features}"
+        return (
+            None,
+            None,
+            f"it takes {champion.n_features} features, the candidate {prep.panel.n_features}",
+        )
     if champion.horizon != job.window.horizon:
-        return None, None, f"its horizon is {champion.horizon}, the candidate's {job.window.horizon}"
+        return (
+            None,
+            None,
+            f"its horizon is {champion.horizon}, the candidate's {job.window.horizon}",
+        )
     origins = prep.test.origins()
     starts_c = origins - champion.lookback + 1
     ok = starts_c >= prep.first_rows[prep.test.series_index]
@@ -162,7 +216,9 @@ def drift_frame(job: JobConfig, panel: Panel, ranges: list[tuple[int, int]]) -> 
     return pd.concat(parts, ignore_index=True)
 
 
-def drift_step(job: JobConfig, prep: Prepared, champion, out_dir: Path) -> tuple[DriftSummary, pd.DataFrame]:
+def drift_step(
+    job: JobConfig, prep: Prepared, champion, out_dir: Path
+) -> tuple[DriftSummary, pd.DataFrame]:
     train_ranges = [b["train"] for b in prep.segments.bounds]
     current = drift_frame(job, prep.panel, train_ranges)
     if champion is not None and champion.reference is not None:
@@ -174,10 +230,17 @@ def drift_step(job: JobConfig, prep: Prepared, champion, out_dir: Path) -> tuple
         current = drift_frame(job, prep.panel, halves_new)
         label = "older half of the data (no champion yet; current = newer half)"
     summary = run_drift(
-        reference, current, out_dir=out_dir, reference_label=label,
-        sample_size=job.drift.sample_size, drift_share=job.drift.drift_share, seed=job.training.seed,
+        reference,
+        current,
+        out_dir=out_dir,
+        reference_label=label,
+        sample_size=job.drift.sample_size,
+        drift_share=job.drift.drift_share,
+        seed=job.training.seed,
     )
     new_reference = drift_frame(job, prep.panel, train_ranges)
     if len(new_reference) > job.drift.sample_size:
-        new_reference = new_reference.sample(n=job.drift.sample_size, random_state=job.training.seed)
+        new_reference = new_reference.sample(
+            n=job.drift.sample_size, random_state=job.training.seed
+        )
     return summary, new_reference

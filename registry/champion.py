@@ -42,13 +42,25 @@ def load_champion(client, model: str) -> Champion | None:
     ref = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            p = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=tmp)
+            p = mlflow.artifacts.download_artifacts(
+                run_id=mv.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=tmp
+            )
             ref = pd.read_parquet(Path(p))
     except Exception as exc:  # an older champion without a reference
         log.warning("champion v%s has no drift reference (%s)", mv.version, exc)
     horizon = int(inner.model.output_shape[-1])
-    log.info("champion is version %s (lookback %d, %d features)", mv.version, inner.lookback, inner.n_features)
+    log.info(
+        "champion is version %s (lookback %d, %d features)",
+        mv.version,
+        inner.lookback,
+        inner.n_features,
+    )
     return Champion(
-        version=str(mv.version), run_id=mv.run_id, predict=lambda x: pyfunc.predict(np.asarray(x, np.float32)),
-        lookback=int(inner.lookback), n_features=int(inner.n_features), horizon=horizon, reference=ref,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        predict=lambda x: pyfunc.predict(np.asarray(x, np.float32)),
+        lookback=int(inner.lookback),
+        n_features=int(inner.n_features),
+        horizon=horizon,
+        reference=ref,
     )

@@ -21,7 +21,9 @@ class SeqopsForecaster(PythonModel):
         except ImportError:  # pragma: no cover - loaded where only the shipped code exists
             import layers  # noqa: F401
 
-        self.model = keras.models.load_model(context.artifacts["keras_model"], safe_mode=True, compile=False)
+        self.model = keras.models.load_model(
+            context.artifacts["keras_model"], safe_mode=True, compile=False
+        )
         _, self.lookback, self.n_features = self.model.input_shape
         spec = tf.TensorSpec([None, self.lookback, self.n_features], tf.float32)
         self._fn = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])

@@ -37,8 +37,16 @@ def offline_gate(
 
     limit = (1.0 - cfg.seasonal_naive_margin) * float(seasonal_naive[m])
     ok = cand == cand and cand <= limit
-    checks.append({"check": "beats_seasonal_naive", "passed": ok, "candidate": cand,
-                   "baseline": float(seasonal_naive[m]), "limit": limit, "margin": cfg.seasonal_naive_margin})
+    checks.append(
+        {
+            "check": "beats_seasonal_naive",
+            "passed": ok,
+            "candidate": cand,
+            "baseline": float(seasonal_naive[m]),
+            "limit": limit,
+            "margin": cfg.seasonal_naive_margin,
+        }
+    )
     if not ok:
         reasons.append(
             f"{m.upper()} {cand:.4f} does not beat seasonal naive {float(seasonal_naive[m]):.4f} "
@@ -51,11 +59,26 @@ def offline_gate(
         ch = float(champion[m])
         climit = ch * (1.0 + cfg.champion_tolerance)
         ok = cand <= climit
-        checks.append({"check": "vs_champion", "passed": ok, "candidate": cand, "champion": ch,
-                       "limit": climit, "tolerance": cfg.champion_tolerance, "champion_version": champion_version})
+        checks.append(
+            {
+                "check": "vs_champion",
+                "passed": ok,
+                "candidate": cand,
+                "champion": ch,
+                "limit": climit,
+                "tolerance": cfg.champion_tolerance,
+                "champion_version": champion_version,
+            }
+        )
         if not ok:
             reasons.append(
                 f"{m.upper()} {cand:.4f} is worse than champion v{champion_version} {ch:.4f} beyond the "
                 f"tolerance {cfg.champion_tolerance:.0%} (limit {climit:.4f})"
             )
-    return GateDecision(passed=not reasons, metric=m, reasons=reasons, checks=checks, champion_version=champion_version)
+    return GateDecision(
+        passed=not reasons,
+        metric=m,
+        reasons=reasons,
+        checks=checks,
+        champion_version=champion_version,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,12 @@ PYFUNC_CODE = Path(__file__).with_name("forecaster_pyfunc.py")
 def git_commit(cwd: Path | None = None) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -80,14 +86,21 @@ def log_run(p: RunPayload) -> tuple[str, str]:
 
     import components.layers as layers_mod
 
-    with mlflow.start_run(run_name=p.run_name) as run:
+    with warnings.catch_warnings(), mlflow.start_run(run_name=p.run_name) as run:
+        # MLflow warns about input examples/type hints we deliberately omit (3-D input examples
+        # break log_model, see STACK.md; the explicit signature validates inputs instead).
+        warnings.simplefilter("ignore", UserWarning)
         mlflow.log_params({k: str(v)[:500] for k, v in p.params.items()})
-        mlflow.log_metrics({k: float(v) for k, v in p.metrics.items() if v is not None and np.isfinite(v)})
+        mlflow.log_metrics(
+            {k: float(v) for k, v in p.metrics.items() if v is not None and np.isfinite(v)}
+        )
         for name, values in p.step_metrics.items():
             for step, v in enumerate(values, start=1):
                 if v is not None and np.isfinite(v):
                     mlflow.log_metric(name, float(v), step=step)
-        ds = mlflow.data.from_pandas(p.frame, source=p.data_source, name=Path(p.data_source).name, targets=p.target)
+        ds = mlflow.data.from_pandas(
+            p.frame, source=p.data_source, name=Path(p.data_source).name, targets=p.target
+        )
         mlflow.log_input(ds, context="training")
         for apath, d in p.artifact_dirs.items():
             if d.exists():
@@ -123,7 +136,9 @@ def register_version(
         client.get_registered_model(name)
     except MlflowException:
         try:
-            client.create_registered_model(name, description="LSTM forecaster trained and gated by seqops.")
+            client.create_registered_model(
+                name, description="LSTM forecaster trained and gated by seqops."
+            )
         except MlflowException:
             client.get_registered_model(name)  # created concurrently
     existing = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")

@@ -41,7 +41,9 @@ class Failure:
     def plain(self) -> str:
         ex = ", ".join(repr(e) for e in self.examples[:5])
         count = f"{self.unexpected_count} offending value(s)" if self.unexpected_count else "failed"
-        return f"[{self.column}] {self.check} ({self.expectation}): {count}" + (f"; e.g. {ex}" if ex else "")
+        return f"[{self.column}] {self.check} ({self.expectation}): {count}" + (
+            f"; e.g. {ex}" if ex else ""
+        )
 
 
 @dataclass
@@ -86,7 +88,9 @@ def _run_suite(frame: pd.DataFrame, expectations: list[Any], name: str) -> list[
     suite = ctx.suites.add(gx.ExpectationSuite(name=f"seqops-{name}"))
     for e in expectations:
         suite.add_expectation(e)
-    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"v-{name}", data=batch_def, suite=suite))
+    vd = ctx.validation_definitions.add(
+        gx.ValidationDefinition(name=f"v-{name}", data=batch_def, suite=suite)
+    )
     res = vd.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "SUMMARY"})
     return list(res.results)
 
@@ -110,17 +114,35 @@ def _expectations_for_rows(job: JobConfig, frame: pd.DataFrame) -> tuple[pd.Data
         return {"column": column, "check": check}
 
     raw_ts = frame[d.timestamp]
-    ts = pd.to_datetime(raw_ts, errors="coerce", format="mixed") if raw_ts.dtype == object else pd.to_datetime(raw_ts, errors="coerce")
+    ts = (
+        pd.to_datetime(raw_ts, errors="coerce", format="mixed")
+        if raw_ts.dtype == object
+        else pd.to_datetime(raw_ts, errors="coerce")
+    )
     derived["__ts_unparseable"] = _flag(raw_ts, ts.isna())
-    exps.append(gxe.ExpectColumnValuesToBeNull(column="__ts_unparseable", meta=meta(d.timestamp, "timestamps must parse as dates")))
+    exps.append(
+        gxe.ExpectColumnValuesToBeNull(
+            column="__ts_unparseable", meta=meta(d.timestamp, "timestamps must parse as dates")
+        )
+    )
 
     key = frame[d.series_id].astype(str) if d.series_id else pd.Series("all", index=frame.index)
     ns = ts.astype("int64", copy=False).where(ts.notna())
     step = ns.groupby(key).diff()
     derived["__ts_duplicate"] = _flag(raw_ts, step == 0)
-    exps.append(gxe.ExpectColumnValuesToBeNull(column="__ts_duplicate", meta=meta(d.timestamp, "no duplicate timestamps within a series")))
+    exps.append(
+        gxe.ExpectColumnValuesToBeNull(
+            column="__ts_duplicate",
+            meta=meta(d.timestamp, "no duplicate timestamps within a series"),
+        )
+    )
     derived["__ts_out_of_order"] = _flag(raw_ts, step < 0)
-    exps.append(gxe.ExpectColumnValuesToBeNull(column="__ts_out_of_order", meta=meta(d.timestamp, "timestamps strictly increasing within a series")))
+    exps.append(
+        gxe.ExpectColumnValuesToBeNull(
+            column="__ts_out_of_order",
+            meta=meta(d.timestamp, "timestamps strictly increasing within a series"),
+        )
+    )
     pos = step.where(step > 0)
     median = pos.groupby(key).transform("median")
     ratio = pos / median
@@ -128,33 +150,70 @@ def _expectations_for_rows(job: JobConfig, frame: pd.DataFrame) -> tuple[pd.Data
     too_big = (ratio > limit).fillna(False)
     gap_text = raw_ts.astype(str) + " (gap of " + ratio.round(1).astype(str) + " steps)"
     derived["__ts_gap"] = _flag(gap_text, too_big)
-    exps.append(gxe.ExpectColumnValuesToBeNull(
-        column="__ts_gap", meta=meta(d.timestamp, f"gaps at most {job.validation.max_gap_steps:g} median steps (validation.max_gap_steps)")))
+    exps.append(
+        gxe.ExpectColumnValuesToBeNull(
+            column="__ts_gap",
+            meta=meta(
+                d.timestamp,
+                f"gaps at most {job.validation.max_gap_steps:g} median steps (validation.max_gap_steps)",
+            ),
+        )
+    )
 
     allowed_missing = 0.0 if job.missing.policy == "fail" else job.missing.max_fraction
     for col in [d.target, *d.covariates]:
         raw = frame[col]
-        num = pd.to_numeric(raw, errors="coerce") if raw.dtype == object else raw.astype("float64", copy=False)
+        num = (
+            pd.to_numeric(raw, errors="coerce")
+            if raw.dtype == object
+            else raw.astype("float64", copy=False)
+        )
         derived[f"__{col}_nonnumeric"] = _flag(raw, num.isna() & raw.notna())
-        exps.append(gxe.ExpectColumnValuesToBeNull(column=f"__{col}_nonnumeric", meta=meta(col, "values must be numeric")))
+        exps.append(
+            gxe.ExpectColumnValuesToBeNull(
+                column=f"__{col}_nonnumeric", meta=meta(col, "values must be numeric")
+            )
+        )
         derived[f"__{col}_num"] = num
-        exps.append(gxe.ExpectColumnValuesToBeBetween(
-            column=f"__{col}_num", min_value=-np.finfo(np.float64).max, max_value=np.finfo(np.float64).max,
-            meta=meta(col, "values must be finite (no inf)")))
-        exps.append(gxe.ExpectColumnValuesToNotBeNull(
-            column=col, mostly=max(1.0 - allowed_missing, 1e-9) if allowed_missing else 1.0,
-            meta=meta(col, f"missing values allowed: {allowed_missing:.0%} (missing.policy={job.missing.policy})")))
+        exps.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=f"__{col}_num",
+                min_value=-np.finfo(np.float64).max,
+                max_value=np.finfo(np.float64).max,
+                meta=meta(col, "values must be finite (no inf)"),
+            )
+        )
+        exps.append(
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=col,
+                mostly=max(1.0 - allowed_missing, 1e-9) if allowed_missing else 1.0,
+                meta=meta(
+                    col,
+                    f"missing values allowed: {allowed_missing:.0%} (missing.policy={job.missing.policy})",
+                ),
+            )
+        )
     for col, (lo, hi) in job.validation.ranges.items():
         src = f"__{col}_num" if f"__{col}_num" in derived else col
-        exps.append(gxe.ExpectColumnValuesToBeBetween(
-            column=src, min_value=lo, max_value=hi, meta=meta(col, f"values within the declared range [{lo:g}, {hi:g}]")))
+        exps.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=src,
+                min_value=lo,
+                max_value=hi,
+                meta=meta(col, f"values within the declared range [{lo:g}, {hi:g}]"),
+            )
+        )
     return derived, exps
 
 
 def _series_expectations(job: JobConfig, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Any]]:
     _, gxe = _gx()
     d = job.data
-    counts = frame.groupby(frame[d.series_id].astype(str)).size() if d.series_id else pd.Series({"(single series)": len(frame)})
+    counts = (
+        frame.groupby(frame[d.series_id].astype(str)).size()
+        if d.series_id
+        else pd.Series({"(single series)": len(frame)})
+    )
     need_rows = min_rows_required(job.window, job.split)
     need = job.window.lookback + job.window.horizon
     problems = []
@@ -163,7 +222,11 @@ def _series_expectations(job: JobConfig, frame: pd.DataFrame) -> tuple[pd.DataFr
             problems.append(None)
             continue
         b = segment_bounds(int(n), job.split)
-        short = [f"{seg} split {stop - start} rows" for seg, (start, stop) in b.items() if stop - start < need]
+        short = [
+            f"{seg} split {stop - start} rows"
+            for seg, (start, stop) in b.items()
+            if stop - start < need
+        ]
         extra = ""
         t0, t1 = b["test"]
         if job.window.horizon > t1 - t0:
@@ -171,10 +234,18 @@ def _series_expectations(job: JobConfig, frame: pd.DataFrame) -> tuple[pd.DataFr
         problems.append(
             f"series {sid}: {n} rows < {need_rows} needed ({', '.join(short)} < lookback+horizon {need}{extra})"
         )
-    series = pd.DataFrame({"series": counts.index.astype(str), "rows": counts.to_numpy(), "__too_short": problems})
-    exps = [gxe.ExpectColumnValuesToBeNull(
-        column="__too_short",
-        meta={"column": d.series_id or d.target, "check": "enough rows per series for lookback + horizon in every split"})]
+    series = pd.DataFrame(
+        {"series": counts.index.astype(str), "rows": counts.to_numpy(), "__too_short": problems}
+    )
+    exps = [
+        gxe.ExpectColumnValuesToBeNull(
+            column="__too_short",
+            meta={
+                "column": d.series_id or d.target,
+                "check": "enough rows per series for lookback + horizon in every split",
+            },
+        )
+    ]
     return series, exps
 
 
@@ -189,24 +260,35 @@ def _failures(results: list[Any]) -> list[Failure]:
         examples = [e for e in res.get("partial_unexpected_list", []) if e is not None][:5]
         if r.exception_info and r.exception_info.get("raised_exception"):
             examples = [str(r.exception_info.get("exception_message"))[:200]]
-        out.append(Failure(
-            column=str(meta.get("column", conf.kwargs.get("column"))),
-            check=str(meta.get("check", conf.type)),
-            expectation=str(conf.type),
-            unexpected_count=int(res.get("unexpected_count") or 0),
-            examples=[e.item() if isinstance(e, np.generic) else e for e in examples],
-        ))
+        out.append(
+            Failure(
+                column=str(meta.get("column", conf.kwargs.get("column"))),
+                check=str(meta.get("check", conf.type)),
+                expectation=str(conf.type),
+                unexpected_count=int(res.get("unexpected_count") or 0),
+                examples=[e.item() if isinstance(e, np.generic) else e for e in examples],
+            )
+        )
     return out
 
 
-def check_contract(job: JobConfig, frame: pd.DataFrame, *, report_dir: Path | None = None) -> ContractResult:
+def check_contract(
+    job: JobConfig, frame: pd.DataFrame, *, report_dir: Path | None = None
+) -> ContractResult:
     """Run the contract; write JSON and HTML reports to ``report_dir`` when given."""
     _, gxe = _gx()
     t0 = time.perf_counter()
     d = job.data
     required = [d.timestamp, d.target, *d.covariates] + ([d.series_id] if d.series_id else [])
-    col_exps = [gxe.ExpectColumnToExist(column=c, meta={"column": c, "check": "required column present"}) for c in required]
-    col_exps.append(gxe.ExpectTableRowCountToBeBetween(min_value=1, meta={"column": "(table)", "check": "at least one row"}))
+    col_exps = [
+        gxe.ExpectColumnToExist(column=c, meta={"column": c, "check": "required column present"})
+        for c in required
+    ]
+    col_exps.append(
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=1, meta={"column": "(table)", "check": "at least one row"}
+        )
+    )
     results = _run_suite(frame, col_exps, "columns")
     evaluated = len(results)
     failures = _failures(results)
@@ -219,14 +301,23 @@ def check_contract(job: JobConfig, frame: pd.DataFrame, *, report_dir: Path | No
         evaluated += len(row_results) + len(s_results)
         failures = _failures(row_results) + _failures(s_results)
     result = ContractResult(
-        success=not failures, n_rows=int(len(frame)), n_series=n_series, evaluated=evaluated,
-        failures=failures, seconds=time.perf_counter() - t0,
+        success=not failures,
+        n_rows=int(len(frame)),
+        n_series=n_series,
+        evaluated=evaluated,
+        failures=failures,
+        seconds=time.perf_counter() - t0,
     )
     if report_dir is not None:
         write_reports(result, report_dir, title=f"Data contract: {job.name} ({d.path})")
     log.info(
         "data contract %s: %d expectations, %d failed, %d rows, %d series, %.1fs",
-        "passed" if result.success else "FAILED", evaluated, len(failures), result.n_rows, n_series, result.seconds,
+        "passed" if result.success else "FAILED",
+        evaluated,
+        len(failures),
+        result.n_rows,
+        n_series,
+        result.seconds,
     )
     return result
 
@@ -251,8 +342,11 @@ def write_reports(result: ContractResult, report_dir: Path, *, title: str) -> No
         f"<h1>{html.escape(title)}</h1><p style='color:{color};font-weight:bold'>{status}</p>"
         f"<p>{result.evaluated} expectations evaluated (Great Expectations) on {result.n_rows} rows, "
         f"{result.n_series} series, in {result.seconds:.2f}s.</p>"
-        + (f"<table><tr><th>column</th><th>check</th><th>expectation</th><th>offending</th><th>examples</th></tr>{rows}</table>"
-           if result.failures else "<p>All expectations passed.</p>")
+        + (
+            f"<table><tr><th>column</th><th>check</th><th>expectation</th><th>offending</th><th>examples</th></tr>{rows}</table>"
+            if result.failures
+            else "<p>All expectations passed.</p>"
+        )
         + "</body></html>",
         encoding="utf-8",
     )
