@@ -242,7 +242,7 @@ def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _format_error(err: dict[str, Any]) -> str:
+def _format_error(err: Any) -> str:
     loc = tuple(err["loc"])
     where = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":

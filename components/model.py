@@ -10,6 +10,7 @@ Two Keras models share their weights:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,8 @@ def cudnn_blockers(cfg: ModelConfig) -> list[str]:
 
 @dataclass
 class Forecaster:
-    train_model: object
-    serve_model: object
+    train_model: Any
+    serve_model: Any
 
 
 def build_forecaster(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,7 @@ def train(
     )
     model = fc.train_model
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=t.learning_rate), loss="mse")
-    kw = dict(
+    kw: dict[str, Any] = dict(
         target_mean=float(mean[0]), target_std=float(std[0]), batch_size=t.batch_size, seed=t.seed
     )
     ds_train = make_dataset(train_ws, shuffle=True, **kw)
@@ -159,7 +160,12 @@ def train(
     )
     t0 = time.perf_counter()
     hist = model.fit(
-        ds_train, validation_data=ds_val, epochs=epochs, verbose=0, callbacks=callbacks
+        ds_train,
+        validation_data=ds_val,
+        epochs=epochs,
+        verbose=0,
+        callbacks=callbacks,
+        shuffle=False,
     )
     seconds = time.perf_counter() - t0
     history = {k: [float(x) for x in v] for k, v in hist.history.items()}

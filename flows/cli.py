@@ -209,13 +209,15 @@ def retrain(
     from components.config import load_config
     from components.errors import ConfigError, SeqopsError
 
-    _setup_logging(verbose)
     try:
         job = load_config(config)
     except ConfigError as exc:
         _fail(exc, as_json)
         return
+    # Importing Prefect reconfigures logging (dictConfig drops existing handlers): set ours up after.
     from flows.retrain import error_outcome, retrain_flow
+
+    _setup_logging(verbose)
 
     try:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON object

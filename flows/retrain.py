@@ -8,8 +8,9 @@ import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import yaml
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -18,36 +19,53 @@ from components.config import JobConfig, load_config
 from components.errors import SeqopsError
 from flows import steps
 
+if TYPE_CHECKING:
+    from components.drift import DriftSummary
+    from components.evaluation import EvalResult
+    from components.training import TrainResult
+    from registry.champion import Champion
+    from registry.registration import RunPayload
+    from validation.contract import ContractResult
+
 log = logging.getLogger("seqops.retrain")
 
-_task = dict(cache_policy=NO_CACHE, persist_result=False)
 
-
-@task(name="load-and-validate", **_task)
-def load_and_validate_task(job: JobConfig, base_dir: Path | None, report_dir: Path):
+@task(name="load-and-validate", cache_policy=NO_CACHE, persist_result=False)
+def load_and_validate_task(
+    job: JobConfig, base_dir: Path | None, report_dir: Path
+) -> tuple[pd.DataFrame, str, ContractResult]:
     return steps.load_and_validate(job, base_dir, report_dir)
 
 
-@task(name="prepare-windows", **_task)
-def prepare_task(job: JobConfig, frame):
+@task(name="prepare-windows", cache_policy=NO_CACHE, persist_result=False)
+def prepare_task(job: JobConfig, frame: pd.DataFrame) -> steps.Prepared:
     return steps.prepare(job, frame)
 
 
-@task(name="train-lstm", **_task)  # no retries: divergence is not transient
-def train_task(job: JobConfig, prep: steps.Prepared):
+# no retries: divergence is not transient
+@task(name="train-lstm", cache_policy=NO_CACHE, persist_result=False)
+def train_task(job: JobConfig, prep: steps.Prepared) -> TrainResult:
     from components.training import configure_device, train
 
     device = configure_device(job)
     return train(job, prep.train, prep.val, prep.mean, prep.std, device)
 
 
-@task(name="evaluate", **_task)
-def evaluate_task(job: JobConfig, prep: steps.Prepared, model, plots_dir: Path):
+@task(name="evaluate", cache_policy=NO_CACHE, persist_result=False)
+def evaluate_task(
+    job: JobConfig, prep: steps.Prepared, model: Any, plots_dir: Path
+) -> tuple[EvalResult, dict[str, float]]:
     return steps.evaluate_all(job, prep, steps.keras_predictor(model), plots_dir)
 
 
-@task(name="load-champion", retries=2, retry_delay_seconds=2, **_task)
-def champion_task(job: JobConfig):
+@task(
+    name="load-champion",
+    retries=2,
+    retry_delay_seconds=2,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def champion_task(job: JobConfig) -> Champion | None:
     from mlflow import MlflowClient
 
     from registry.champion import load_champion
@@ -55,19 +73,33 @@ def champion_task(job: JobConfig):
     return load_champion(MlflowClient(), job.name)
 
 
-@task(name="drift-report", **_task)
-def drift_task(job: JobConfig, prep: steps.Prepared, champion, out_dir: Path):
+@task(name="drift-report", cache_policy=NO_CACHE, persist_result=False)
+def drift_task(
+    job: JobConfig, prep: steps.Prepared, champion: Champion | None, out_dir: Path
+) -> tuple[DriftSummary, pd.DataFrame]:
     return steps.drift_step(job, prep, champion, out_dir)
 
 
-@task(name="log-mlflow-run", retries=2, retry_delay_seconds=2, **_task)
-def log_run_task(payload):
+@task(
+    name="log-mlflow-run",
+    retries=2,
+    retry_delay_seconds=2,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def log_run_task(payload: RunPayload) -> tuple[str, str]:
     from registry.registration import log_run
 
     return log_run(payload)
 
 
-@task(name="register-version", retries=2, retry_delay_seconds=2, **_task)
+@task(
+    name="register-version",
+    retries=2,
+    retry_delay_seconds=2,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def register_task(
     job: JobConfig,
     *,
@@ -193,13 +225,17 @@ def retrain_flow(config_path: str, trigger: str = "manual") -> dict[str, Any]:
     )
     step_metrics: dict[str, list[float]] = {f"train_{k}": v for k, v in trained.history.items()}
     for who, table in res.metrics.items():
-        step_metrics[f"test_{who}_{job.gate.metric}_by_horizon"] = table["per_horizon"][
-            job.gate.metric
-        ]  # type: ignore[index]
+        per_h: dict[str, list[float]] = table["per_horizon"]  # type: ignore[assignment]
+        step_metrics[f"test_{who}_{job.gate.metric}_by_horizon"] = per_h[job.gate.metric]
     for who in ("model", "naive", "seasonal_naive"):
-        step_metrics[f"backtest_{who}_mase_by_fold"] = [f[who]["mase"] for f in res.backtest]
+        step_metrics[f"backtest_{who}_mase_by_fold"] = [
+            f[who]["mase"]  # type: ignore[index]
+            for f in res.backtest
+        ]
     flat_metrics = {
-        f"test_{who}_{m}": float(v) for who, tab in metrics.items() for m, v in tab.items()
+        f"test_{who}_{m}": float(v)  # type: ignore[arg-type]
+        for who, tab in metrics.items()
+        for m, v in tab.items()
     }
     flat_metrics.update({f"backtest_{k}": v for k, v in backtest_summary.items()})
     if drift_summary is not None:

@@ -98,7 +98,7 @@ def log_run(p: RunPayload) -> tuple[str, str]:
             for step, v in enumerate(values, start=1):
                 if v is not None and np.isfinite(v):
                     mlflow.log_metric(name, float(v), step=step)
-        ds = mlflow.data.from_pandas(
+        ds = mlflow.data.from_pandas(  # type: ignore[attr-defined]
             p.frame, source=p.data_source, name=Path(p.data_source).name, targets=p.target
         )
         mlflow.log_input(ds, context="training")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from components.config import JobConfig
 
@@ -43,7 +44,7 @@ def configure(job: JobConfig) -> str:
     name = experiment_name(job)
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if is_local_store(uri):
             root = (state / "artifacts").resolve()
             root.mkdir(parents=True, exist_ok=True)

@@ -66,11 +66,23 @@ def tiny_config(tmp_path: Path, data_path: Path, **overrides) -> dict:
     """The smallest sensible job: short windows, a few epochs, a tiny LSTM, CPU."""
     cfg = {
         "name": "tiny",
-        "data": {"path": str(data_path), "timestamp": "timestamp", "target": "value", "series_id": "series_id",
-                 "covariates": ["temperature"], "frequency": "D"},
+        "data": {
+            "path": str(data_path),
+            "timestamp": "timestamp",
+            "target": "value",
+            "series_id": "series_id",
+            "covariates": ["temperature"],
+            "frequency": "D",
+        },
         "window": {"lookback": 14, "horizon": 4},
         "model": {"units": 8},
-        "training": {"epochs": 3, "batch_size": 32, "seed": 1, "device": "cpu", "early_stopping": {"patience": 2}},
+        "training": {
+            "epochs": 3,
+            "batch_size": 32,
+            "seed": 1,
+            "device": "cpu",
+            "early_stopping": {"patience": 2},
+        },
         "evaluation": {"season_length": 7, "backtest_folds": 2},
         "drift": {"sample_size": 1000},
         "state_dir": str(tmp_path / ".seqops"),

@@ -7,7 +7,9 @@ from packaging.version import Version
 
 def test_pinned_versions_hold():
     assert Version(version("pandas")) < Version("3"), "evidently 0.7 cannot import under pandas 3"
-    assert Version(version("fastapi")) < Version("0.155"), "fastapi >= 0.155 breaks Prefect's server"
+    assert Version(version("fastapi")) < Version("0.155"), (
+        "fastapi >= 0.155 breaks Prefect's server"
+    )
 
 
 def test_every_dependency_imports():

@@ -216,7 +216,7 @@ def _series_expectations(job: JobConfig, frame: pd.DataFrame) -> tuple[pd.DataFr
     )
     need_rows = min_rows_required(job.window, job.split)
     need = job.window.lookback + job.window.horizon
-    problems = []
+    problems: list[str | None] = []
     for sid, n in counts.items():
         if n >= need_rows:
             problems.append(None)

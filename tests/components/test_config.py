@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from components.config import infer_season_length, json_schema, load_config, parse_config
 from components.errors import ConfigError
@@ -18,14 +19,17 @@ def test_minimal_six_keys_get_defaults():
 
 def test_config_is_frozen():
     job = parse_config(MINIMAL)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         job.name = "other"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
     ("patch", "needle"),
     [
-        ({"window": {"lookback": 104, "horizon": 13, "lookbak": 3}}, "unknown key 'window.lookbak' (did you mean 'lookback'?)"),
+        (
+            {"window": {"lookback": 104, "horizon": 13, "lookbak": 3}},
+            "unknown key 'window.lookbak' (did you mean 'lookback'?)",
+        ),
         ({"trainig": {"epochs": 3}}, "unknown key 'trainig' (did you mean 'training'?)"),
         ({"window": {"lookback": 0, "horizon": 13}}, "window.lookback"),
         ({"window": {"lookback": 10, "horizon": -2}}, "window.horizon"),

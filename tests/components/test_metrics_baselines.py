@@ -26,7 +26,13 @@ def test_mase_scale_uses_train_rows():
 def _ws(series, lookback, horizon):
     data = np.asarray(series, np.float32)[:, None]
     starts = np.arange(0, len(series) - lookback - horizon + 1)
-    return WindowSet(data=data, starts=starts, series_index=np.zeros_like(starts), lookback=lookback, horizon=horizon)
+    return WindowSet(
+        data=data,
+        starts=starts,
+        series_index=np.zeros_like(starts),
+        lookback=lookback,
+        horizon=horizon,
+    )
 
 
 def test_naive_repeats_last_value():

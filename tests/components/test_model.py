@@ -24,7 +24,9 @@ def test_scaling_lives_inside_the_served_model(tmp_path):
     # forecast by exactly c (so trending levels outside the training range are handled)
     shifted = x.copy()
     shifted[:, :, 0] += 75.0
-    np.testing.assert_allclose(fc.serve_model.predict(shifted, verbose=0), raw + 75.0, rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(
+        fc.serve_model.predict(shifted, verbose=0), raw + 75.0, rtol=1e-4, atol=1e-2
+    )
 
     path = tmp_path / "m.keras"
     fc.serve_model.save(path)
@@ -37,13 +39,20 @@ def test_divergence_is_detected(tiny_panel_frame):
     from components.training import configure_device, train
     from components.windows import build_windows, fit_scaler, split_panel
 
-    job = parse_config({
-        "name": "diverge",
-        "data": {"path": "x", "timestamp": "timestamp", "target": "value", "series_id": "series_id"},
-        "window": {"lookback": 8, "horizon": 2},
-        "model": {"units": 4},
-        "training": {"epochs": 3, "learning_rate": 1e30, "device": "cpu"},
-    })
+    job = parse_config(
+        {
+            "name": "diverge",
+            "data": {
+                "path": "x",
+                "timestamp": "timestamp",
+                "target": "value",
+                "series_id": "series_id",
+            },
+            "window": {"lookback": 8, "horizon": 2},
+            "model": {"units": 4},
+            "training": {"epochs": 3, "learning_rate": 1e30, "device": "cpu"},
+        }
+    )
     panel = to_panel(tiny_panel_frame, job.data, job.missing)
     segs = split_panel(panel, job.window, job.split)
     mean, std = fit_scaler(panel, segs)

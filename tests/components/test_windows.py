@@ -4,7 +4,14 @@ import pytest
 from components.config import SplitConfig, WindowConfig
 from components.data import Panel
 from components.errors import DataError
-from components.windows import build_windows, fit_scaler, make_dataset, min_rows_required, segment_bounds, split_panel
+from components.windows import (
+    build_windows,
+    fit_scaler,
+    make_dataset,
+    min_rows_required,
+    segment_bounds,
+    split_panel,
+)
 
 
 def _panel(lengths, n_features=2):
@@ -15,7 +22,12 @@ def _panel(lengths, n_features=2):
         v[:, 1] = -v[:, 0]
         values.append(v)
     ts = [np.arange(n) for n in lengths]
-    return Panel(ids=[f"s{i}" for i in range(len(lengths))], timestamps=ts, values=values, feature_names=["y", "x"])
+    return Panel(
+        ids=[f"s{i}" for i in range(len(lengths))],
+        timestamps=ts,
+        values=values,
+        feature_names=["y", "x"],
+    )
 
 
 W = WindowConfig(lookback=5, horizon=3)

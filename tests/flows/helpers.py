@@ -53,5 +53,7 @@ def registered_models(state_dir: Path) -> list[str]:
         return []
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{db.resolve()}", registry_uri=f"sqlite:///{db.resolve()}")
+    client = MlflowClient(
+        tracking_uri=f"sqlite:///{db.resolve()}", registry_uri=f"sqlite:///{db.resolve()}"
+    )
     return [m.name for m in client.search_registered_models()]

@@ -76,7 +76,9 @@ def test_target_non_numeric(tmp_path, tiny_panel_frame):
 def test_timestamps_unparseable(tmp_path, tiny_panel_frame):
     f = tiny_panel_frame.astype({"timestamp": str})
     f.loc[7, "timestamp"] = "yesterday-ish"
-    _refused(*_run(tmp_path, _csv(tmp_path, f))[:2], "timestamps must parse as dates", "'yesterday-ish'")
+    _refused(
+        *_run(tmp_path, _csv(tmp_path, f))[:2], "timestamps must parse as dates", "'yesterday-ish'"
+    )
 
 
 def test_duplicate_timestamps(tmp_path, tiny_panel_frame):
@@ -88,7 +90,9 @@ def test_duplicate_timestamps(tmp_path, tiny_panel_frame):
 def test_timestamps_out_of_order(tmp_path, tiny_panel_frame):
     f = tiny_panel_frame.copy()
     f.loc[[30, 31], "timestamp"] = f.loc[[31, 30], "timestamp"].to_numpy()
-    _refused(*_run(tmp_path, _csv(tmp_path, f))[:2], "timestamps strictly increasing within a series")
+    _refused(
+        *_run(tmp_path, _csv(tmp_path, f))[:2], "timestamps strictly increasing within a series"
+    )
 
 
 def test_fewer_rows_than_lookback_plus_horizon(tmp_path, tiny_panel_frame):
@@ -99,14 +103,19 @@ def test_fewer_rows_than_lookback_plus_horizon(tmp_path, tiny_panel_frame):
 def test_nan_in_target_beyond_policy(tmp_path, tiny_panel_frame):
     f = tiny_panel_frame.copy()
     f.loc[f.index[:40], "value"] = np.nan  # 40 / 480 rows = 8% > the 5% a fill policy allows
-    code, payload, _ = _run(tmp_path, _csv(tmp_path, f), missing={"policy": "interpolate", "max_fraction": 0.05})
+    code, payload, _ = _run(
+        tmp_path, _csv(tmp_path, f), missing={"policy": "interpolate", "max_fraction": 0.05}
+    )
     _refused(code, payload, "[value] missing values allowed: 5%")
 
 
 def test_nan_with_fail_policy(tmp_path, tiny_panel_frame):
     f = tiny_panel_frame.copy()
     f.loc[50, "value"] = np.nan
-    _refused(*_run(tmp_path, _csv(tmp_path, f))[:2], "[value] missing values allowed: 0% (missing.policy=fail)")
+    _refused(
+        *_run(tmp_path, _csv(tmp_path, f))[:2],
+        "[value] missing values allowed: 0% (missing.policy=fail)",
+    )
 
 
 def test_inf_in_target(tmp_path, tiny_panel_frame):
@@ -116,15 +125,21 @@ def test_inf_in_target(tmp_path, tiny_panel_frame):
 
 
 def test_series_shorter_than_window_in_panel(tmp_path, tiny_panel_frame):
-    f = pd.concat([tiny_panel_frame[tiny_panel_frame.series_id != "s002"],
-                   tiny_panel_frame[tiny_panel_frame.series_id == "s002"].head(30)])
+    f = pd.concat(
+        [
+            tiny_panel_frame[tiny_panel_frame.series_id != "s002"],
+            tiny_panel_frame[tiny_panel_frame.series_id == "s002"].head(30),
+        ]
+    )
     code, payload, _ = _run(tmp_path, _csv(tmp_path, f))
     _refused(code, payload, "series s002: 30 rows")
     assert not any("series s000" in line for line in payload["failures"])
 
 
 def test_unknown_config_key(tmp_path, tiny_data):
-    code, payload, _ = _run(tmp_path, tiny_data, window={"lookback": 14, "horizon": 4, "look_back": 3})
+    code, payload, _ = _run(
+        tmp_path, tiny_data, window={"lookback": 14, "horizon": 4, "look_back": 3}
+    )
     _refused(code, payload, "unknown key 'window.look_back'")
 
 

@@ -27,10 +27,14 @@ def test_bundled_co2_passes_its_contract(co2_job, co2_frame, tmp_path):
 
 
 def test_missing_values_beyond_policy_fail(co2_job, co2_frame):
-    job = co2_job.model_copy(update={"missing": co2_job.missing.model_copy(update={"policy": "fail"})})
+    job = co2_job.model_copy(
+        update={"missing": co2_job.missing.model_copy(update={"policy": "fail"})}
+    )
     r = check_contract(job, co2_frame)
     assert not r.success
-    assert any("missing values allowed: 0%" in line and "59 offending" in line for line in r.plain_lines())
+    assert any(
+        "missing values allowed: 0%" in line and "59 offending" in line for line in r.plain_lines()
+    )
 
 
 def test_declared_range_violation_names_column(co2_job, co2_frame):
@@ -47,28 +51,49 @@ def test_gap_larger_than_declared_is_reported(co2_job, co2_frame):
 
 
 def test_per_series_problems_in_a_panel(tiny_panel_frame):
-    job = parse_config({
-        "name": "p", "data": {"path": "x", "timestamp": "timestamp", "target": "value", "series_id": "series_id"},
-        "window": {"lookback": 14, "horizon": 4},
-    })
+    job = parse_config(
+        {
+            "name": "p",
+            "data": {
+                "path": "x",
+                "timestamp": "timestamp",
+                "target": "value",
+                "series_id": "series_id",
+            },
+            "window": {"lookback": 14, "horizon": 4},
+        }
+    )
     frame = tiny_panel_frame.copy()
     # timestamps repeat across series: that is fine; within one series it is not
     assert check_contract(job, frame).success
-    frame.loc[frame.series_id == "s001", "timestamp"] = frame.loc[frame.series_id == "s001", "timestamp"].iloc[::-1].to_numpy()
+    frame.loc[frame.series_id == "s001", "timestamp"] = (
+        frame.loc[frame.series_id == "s001", "timestamp"].iloc[::-1].to_numpy()
+    )
     lines = check_contract(job, frame).plain_lines()
     assert any("strictly increasing" in line for line in lines)
 
 
 def test_inf_and_non_numeric_covariates(tiny_panel_frame):
-    job = parse_config({
-        "name": "p",
-        "data": {"path": "x", "timestamp": "timestamp", "target": "value", "series_id": "series_id", "covariates": ["temperature"]},
-        "window": {"lookback": 14, "horizon": 4},
-    })
+    job = parse_config(
+        {
+            "name": "p",
+            "data": {
+                "path": "x",
+                "timestamp": "timestamp",
+                "target": "value",
+                "series_id": "series_id",
+                "covariates": ["temperature"],
+            },
+            "window": {"lookback": 14, "horizon": 4},
+        }
+    )
     frame = tiny_panel_frame.copy()
     frame["temperature"] = frame["temperature"].astype(object)
     frame.loc[3, "temperature"] = "warm"
     frame.loc[5, "value"] = np.inf
     lines = check_contract(job, frame).plain_lines()
-    assert any(line.startswith("[temperature] values must be numeric") and "'warm'" in line for line in lines)
+    assert any(
+        line.startswith("[temperature] values must be numeric") and "'warm'" in line
+        for line in lines
+    )
     assert any(line.startswith("[value] values must be finite") for line in lines)

@@ -1,0 +1,5 @@
+"""``python -m flows`` runs the seqops CLI (same as the ``seqops`` console script)."""
+
+from flows.cli import app
+
+app(prog_name="seqops")
