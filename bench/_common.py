@@ -9,8 +9,9 @@ import platform
 import resource
 import statistics
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -121,11 +122,14 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[_fmt(c) for c in r] for r in rows]
     widths = [max([len(str(h))] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     numeric = [
-        bool(rows) and all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) for r in rows)
+        bool(rows)
+        and all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) for r in rows)
         for i in range(len(headers))
     ]
+
     def fit(text: str, i: int) -> str:
         return text.rjust(widths[i]) if numeric[i] else text.ljust(widths[i])
+
     line = "  ".join(fit(str(h), i) for i, h in enumerate(headers))
     sep = "  ".join("-" * w for w in widths)
     body = ["  ".join(fit(c, i) for i, c in enumerate(r)) for r in cells]
@@ -158,7 +162,9 @@ def write_results(
         print(f"\n== {caption} ==")
         print(text_table(headers, rows))
     js = RESULTS_DIR / f"{name}.json"
-    js.write_text(json.dumps({"benchmark": name, "machine": machine, **data}, indent=2, default=str))
+    js.write_text(
+        json.dumps({"benchmark": name, "machine": machine, **data}, indent=2, default=str)
+    )
     parts = [f"# {title}", "", "## Machine", "", machine_md(machine), ""]
     for caption, headers, rows in tables:
         parts += [f"## {caption}", "", md_table(headers, rows), ""]

@@ -123,8 +123,11 @@ def child(case: str, workdir: Path) -> None:
     else:
         reference = pd.read_parquet(workdir / "reference.parquet")
         current = pd.read_parquet(workdir / "current.parquet")
-        inputs = {"reference_rows": len(reference), "current_rows": len(current),
-                  "columns": list(reference.columns)}
+        inputs = {
+            "reference_rows": len(reference),
+            "current_rows": len(current),
+            "columns": list(reference.columns),
+        }
     load_s = time.perf_counter() - t_load
     gc.collect()
 
@@ -134,17 +137,31 @@ def child(case: str, workdir: Path) -> None:
         t0 = time.perf_counter()
         if case == "contract":
             res = check_contract(job, frame)
-            detail = {"success": res.success, "expectations": res.evaluated,
-                      "failures": res.plain_lines(), "reported_seconds": res.seconds}
+            detail = {
+                "success": res.success,
+                "expectations": res.evaluated,
+                "failures": res.plain_lines(),
+                "reported_seconds": res.seconds,
+            }
         else:
             sample = 50_000 if case == "drift" else 1_000_000
-            res = run_drift(reference, current, out_dir=workdir / f"out_{case}",
-                            reference_label="older half", sample_size=sample, drift_share=0.5,
-                            seed=0)
-            detail = {"sample_size": sample, "drift_detected": res.drift_detected,
-                      "drift_share": res.drift_share, "drifted_columns": res.drifted_columns,
-                      "rows_used": [res.sampled["reference_rows_used"], res.sampled["current_rows_used"]],
-                      "reported_seconds": res.seconds}
+            res = run_drift(
+                reference,
+                current,
+                out_dir=workdir / f"out_{case}",
+                reference_label="older half",
+                sample_size=sample,
+                drift_share=0.5,
+                seed=0,
+            )
+            detail = {
+                "sample_size": sample,
+                "drift_detected": res.drift_detected,
+                "drift_share": res.drift_share,
+                "drifted_columns": res.drifted_columns,
+                "rows_used": [res.sampled["reference_rows_used"], res.sampled["current_rows_used"]],
+                "reported_seconds": res.seconds,
+            }
         step_s = time.perf_counter() - t0
     maxrss_after = peak_rss_mib()
     out = {
@@ -206,22 +223,40 @@ def run_case(case: str, workdir: Path, timeout: int) -> dict:
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--child", case, "--workdir", str(workdir)],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--child",
+                case,
+                "--workdir",
+                str(workdir),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         return {"case": case, "status": f"timed out after {timeout}s", "process_wall_s": timeout}
     wall = time.perf_counter() - t0
     res_path = workdir / f"result_{case}.json"
     if proc.returncode != 0 or not res_path.exists():
-        return {"case": case, "status": f"failed (exit {proc.returncode})",
-                "stderr_tail": proc.stderr[-2000:], "process_wall_s": wall}
+        return {
+            "case": case,
+            "status": f"failed (exit {proc.returncode})",
+            "stderr_tail": proc.stderr[-2000:],
+            "process_wall_s": wall,
+        }
     out = json.loads(res_path.read_text())
     out["status"] = "ok"
     out["process_wall_s"] = wall
     out["target_met"] = out["step_s"] < TARGET_S
-    print(f"    step {out['step_s']:.2f}s, peak RSS {out['peak_rss_mib']:.0f} MiB "
-          f"(+{out['peak_minus_rss_before_mib']:.0f} over pre-step RSS), process {wall:.1f}s", flush=True)
+    print(
+        f"    step {out['step_s']:.2f}s, peak RSS {out['peak_rss_mib']:.0f} MiB "
+        f"(+{out['peak_minus_rss_before_mib']:.0f} over pre-step RSS), process {wall:.1f}s",
+        flush=True,
+    )
     return out
 
 
@@ -241,13 +276,20 @@ def main() -> None:
         workdir = Path(tmp)
         print("generating the 1M-row panel and the drift frames ...", flush=True)
         data = prepare_inputs(workdir)
-        print(f"  {data['rows']:,} rows, parquet {data['parquet_mib']:.1f} MiB, "
-              f"drift frames {data['reference_rows']:,} + {data['current_rows']:,} rows "
-              f"({', '.join(data['drift_columns'])}), {data['prepare_s']:.1f}s", flush=True)
-        cases = {"contract": run_case("contract", workdir, CASE_TIMEOUT_S),
-                 "drift": run_case("drift", workdir, CASE_TIMEOUT_S)}
+        print(
+            f"  {data['rows']:,} rows, parquet {data['parquet_mib']:.1f} MiB, "
+            f"drift frames {data['reference_rows']:,} + {data['current_rows']:,} rows "
+            f"({', '.join(data['drift_columns'])}), {data['prepare_s']:.1f}s",
+            flush=True,
+        )
+        cases = {
+            "contract": run_case("contract", workdir, CASE_TIMEOUT_S),
+            "drift": run_case("drift", workdir, CASE_TIMEOUT_S),
+        }
         if not args.skip_no_sampling:
-            cases["drift_no_sampling"] = run_case("drift_no_sampling", workdir, NO_SAMPLING_TIMEOUT_S)
+            cases["drift_no_sampling"] = run_case(
+                "drift_no_sampling", workdir, NO_SAMPLING_TIMEOUT_S
+            )
     machine["loadavg_at_end"] = loadavg()
 
     labels = {
@@ -255,77 +297,156 @@ def main() -> None:
         "drift": "drift, sample_size 50,000 (default)",
         "drift_no_sampling": "drift, sample_size 1,000,000 (no sampling)",
     }
-    headers = ["case", "step wall s", "imports s", "peak RSS MiB", "peak - pre-step RSS MiB",
-               "sampled step peak - pre-step MiB", f"< {TARGET_S:g} s?"]
+    headers = [
+        "case",
+        "step wall s",
+        "imports s",
+        "peak RSS MiB",
+        "peak - pre-step RSS MiB",
+        "sampled step peak - pre-step MiB",
+        f"< {TARGET_S:g} s?",
+    ]
     rows = []
     for case, r in cases.items():
         if r.get("status") != "ok":
-            rows.append([labels[case], r["status"], "-", "-", "-", "-", "NO" if case != "drift_no_sampling" else "-"])
+            rows.append(
+                [
+                    labels[case],
+                    r["status"],
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "NO" if case != "drift_no_sampling" else "-",
+                ]
+            )
             continue
-        rows.append([labels[case], r["step_s"], r["import_s"], r["peak_rss_mib"],
-                     r["peak_minus_rss_before_mib"], r["sampled_peak_minus_rss_before_mib"],
-                     ("yes" if r["target_met"] else "NO") if case != "drift_no_sampling" else "(reference)"])
-    tables = [("Data contract and drift on 1,000,000 rows x 10 series (each in a fresh subprocess)",
-               headers, rows)]
+        rows.append(
+            [
+                labels[case],
+                r["step_s"],
+                r["import_s"],
+                r["peak_rss_mib"],
+                r["peak_minus_rss_before_mib"],
+                r["sampled_peak_minus_rss_before_mib"],
+                ("yes" if r["target_met"] else "NO")
+                if case != "drift_no_sampling"
+                else "(reference)",
+            ]
+        )
+    tables = [
+        (
+            "Data contract and drift on 1,000,000 rows x 10 series (each in a fresh subprocess)",
+            headers,
+            rows,
+        )
+    ]
     ratio = None
     d, dn = cases.get("drift", {}), cases.get("drift_no_sampling", {})
     if d.get("status") == "ok" and dn.get("status") == "ok":
         ratio = dn["step_s"] / d["step_s"]
-        tables.append(("Sampling vs the plain alternative",
-                       ["comparison", "sampled s", "no sampling s", "speed-up (plain / sampled)",
-                        "peak RSS sampled MiB", "peak RSS plain MiB"],
-                       [["run_drift 50k sample vs all 500k+500k rows", d["step_s"], dn["step_s"],
-                         round(ratio, 2), d["peak_rss_mib"], dn["peak_rss_mib"]]]))
+        tables.append(
+            (
+                "Sampling vs the plain alternative",
+                [
+                    "comparison",
+                    "sampled s",
+                    "no sampling s",
+                    "speed-up (plain / sampled)",
+                    "peak RSS sampled MiB",
+                    "peak RSS plain MiB",
+                ],
+                [
+                    [
+                        "run_drift 50k sample vs all 500k+500k rows",
+                        d["step_s"],
+                        dn["step_s"],
+                        round(ratio, 2),
+                        d["peak_rss_mib"],
+                        dn["peak_rss_mib"],
+                    ]
+                ],
+            )
+        )
     detail_rows = []
     for case, r in cases.items():
         if r.get("status") == "ok":
             det = r["detail"]
             if case == "contract":
-                txt = (f"success={det['success']}, {det['expectations']} expectations, "
-                       f"failures={det['failures'] or 'none'}")
+                txt = (
+                    f"success={det['success']}, {det['expectations']} expectations, "
+                    f"failures={det['failures'] or 'none'}"
+                )
             else:
-                txt = (f"rows used {det['rows_used']}, drift_detected={det['drift_detected']}, "
-                       f"share {det['drift_share']:.2f}, drifted {det['drifted_columns']}")
+                txt = (
+                    f"rows used {det['rows_used']}, drift_detected={det['drift_detected']}, "
+                    f"share {det['drift_share']:.2f}, drifted {det['drifted_columns']}"
+                )
             detail_rows.append([labels[case], r["load_inputs_s"], r["process_wall_s"], txt])
-    tables.append(("Details", ["case", "load inputs s (untimed)", "whole subprocess s", "outcome"],
-                   detail_rows))
+    tables.append(
+        (
+            "Details",
+            ["case", "load inputs s (untimed)", "whole subprocess s", "outcome"],
+            detail_rows,
+        )
+    )
 
     verdicts = []
     for case in ("contract", "drift"):
         r = cases[case]
         ok = r.get("status") == "ok" and r["target_met"]
-        verdicts.append(f"- {labels[case]}: "
-                        + (f"{r['step_s']:.2f} s -> target < {TARGET_S:g} s "
-                           f"{'met' if ok else 'NOT met'}." if r.get("status") == "ok" else r["status"]))
-    notes = "\n".join([
-        "## Method", "",
-        f"- Panel: `synth_panel(n_series={N_SERIES}, length={LENGTH:,}, freq='min', season_length=60, "
-        f"seed=0)` -> {data['rows']:,} rows written to a temporary parquet "
-        f"({data['parquet_mib']:.1f} MiB). Contract job: `parse_config` with timestamp/value/series_id/"
-        "[temperature], window lookback 48 horizon 12, missing policy fail.",
-        "- Drift frames: `to_panel` + `flows.steps.drift_frame` over the first and second half of every "
-        f"series ({data['reference_rows']:,} + {data['current_rows']:,} rows; columns "
-        f"{', '.join(data['drift_columns'])}), saved to parquet and read back by the child.",
-        "- Each case runs in its own subprocess. Libraries are imported and inputs loaded before timing; "
-        "'step wall s' covers only `check_contract(...)` / `run_drift(...)` (lazy imports inside the "
-        "libraries on first use are part of it, as in a real CLI run). 'peak RSS' is ru_maxrss of the "
-        "child; 'peak - pre-step RSS' subtracts VmRSS measured just before the step; the sampled column "
-        "is the highest VmRSS seen every 10 ms during the step itself.",
-        f"- Load average at start {machine.get('loadavg_at_start')}, at end {machine.get('loadavg_at_end')} "
-        "(the 2-core box is shared with other jobs).", "",
-        "## Verdict", "", *verdicts,
-        *( [f"- Plain alternative (no sampling) took {dn['step_s']:.2f} s: sampling makes drift "
-            f"{ratio:.1f}x faster."] if ratio else
-           [f"- Plain alternative (no sampling): {dn.get('status', 'skipped')}."] ),
-    ])
+        verdicts.append(
+            f"- {labels[case]}: "
+            + (
+                f"{r['step_s']:.2f} s -> target < {TARGET_S:g} s {'met' if ok else 'NOT met'}."
+                if r.get("status") == "ok"
+                else r["status"]
+            )
+        )
+    notes = "\n".join(
+        [
+            "## Method",
+            "",
+            f"- Panel: `synth_panel(n_series={N_SERIES}, length={LENGTH:,}, freq='min', season_length=60, "
+            f"seed=0)` -> {data['rows']:,} rows written to a temporary parquet "
+            f"({data['parquet_mib']:.1f} MiB). Contract job: `parse_config` with timestamp/value/series_id/"
+            "[temperature], window lookback 48 horizon 12, missing policy fail.",
+            "- Drift frames: `to_panel` + `flows.steps.drift_frame` over the first and second half of every "
+            f"series ({data['reference_rows']:,} + {data['current_rows']:,} rows; columns "
+            f"{', '.join(data['drift_columns'])}), saved to parquet and read back by the child.",
+            "- Each case runs in its own subprocess. Libraries are imported and inputs loaded before timing; "
+            "'step wall s' covers only `check_contract(...)` / `run_drift(...)` (lazy imports inside the "
+            "libraries on first use are part of it, as in a real CLI run). 'peak RSS' is ru_maxrss of the "
+            "child; 'peak - pre-step RSS' subtracts VmRSS measured just before the step; the sampled column "
+            "is the highest VmRSS seen every 10 ms during the step itself.",
+            f"- Load average at start {machine.get('loadavg_at_start')}, at end {machine.get('loadavg_at_end')} "
+            "(the 2-core box is shared with other jobs).",
+            "",
+            "## Verdict",
+            "",
+            *verdicts,
+            *(
+                [
+                    f"- Plain alternative (no sampling) took {dn['step_s']:.2f} s: sampling makes drift "
+                    f"{ratio:.1f}x faster."
+                ]
+                if ratio
+                else [f"- Plain alternative (no sampling): {dn.get('status', 'skipped')}."]
+            ),
+        ]
+    )
     write_results(
         "validation_drift_1m",
         title="seqops data contract and drift on a 1M-row panel",
         machine=machine,
         tables=tables,
-        data={"target_s": TARGET_S, "data": data, "cases": cases,
-              "drift_speedup_from_sampling": ratio,
-              "total_runtime_s": time.perf_counter() - t_start},
+        data={
+            "target_s": TARGET_S,
+            "data": data,
+            "cases": cases,
+            "drift_speedup_from_sampling": ratio,
+            "total_runtime_s": time.perf_counter() - t_start,
+        },
         notes=notes,
     )
     print(f"total runtime {time.perf_counter() - t_start:.0f}s")

@@ -25,18 +25,45 @@ class DeviceInfo:
     mixed_precision: bool
 
 
-def configure_device(job: JobConfig) -> DeviceInfo:
-    """Pick the device (GPU when visible unless ``training.device: cpu``) and the dtype policy.
+def decide_device(job: JobConfig, gpu_names: list[str]) -> DeviceInfo:
+    """The device decision, given the GPUs visible after honouring ``training.device``.
 
     On a GPU, a model config that falls off the cuDNN kernel is refused (exit 2) unless
     ``training.allow_slow_gpu_kernel`` is set, in which case it is warned about loudly.
     """
+    t = job.training
+    if t.device == "gpu" and not gpu_names:
+        raise RunFailedError("training.device is 'gpu' but TensorFlow sees no GPU")
+    on_gpu = bool(gpu_names)
+    blockers = cudnn_blockers(job.model)
+    if on_gpu and blockers:
+        msg = (
+            "this model config falls off the cuDNN LSTM kernel, which makes GPU training many times "
+            "slower (measured 15-20x on an H100, bench/results/gpu_lstm.md): " + "; ".join(blockers)
+        )
+        if not t.allow_slow_gpu_kernel:
+            raise ConfigError(
+                msg + ". Fix the config, or set training.allow_slow_gpu_kernel: true."
+            )
+        log.warning("!!! %s. Continuing because training.allow_slow_gpu_kernel is true. !!!", msg)
+    if t.mixed_precision and not on_gpu:
+        log.info("training.mixed_precision ignored: no GPU")
+    return DeviceInfo(
+        kind="gpu" if on_gpu else "cpu",
+        name=gpu_names[0] if on_gpu else "CPU",
+        cudnn=on_gpu and not blockers,
+        mixed_precision=bool(on_gpu and t.mixed_precision),
+    )
+
+
+def configure_device(job: JobConfig) -> DeviceInfo:
+    """Apply the device decision to TensorFlow/Keras: hide GPUs for ``device: cpu``, set the
+    dtype policy (mixed_float16 only on a GPU when asked)."""
     import keras
     import tensorflow as tf
 
-    t = job.training
     gpus = tf.config.list_physical_devices("GPU")
-    if t.device == "cpu" and gpus:
+    if job.training.device == "cpu" and gpus:
         try:
             tf.config.set_visible_devices([], "GPU")
             gpus = []
@@ -44,31 +71,9 @@ def configure_device(job: JobConfig) -> DeviceInfo:
             log.warning(
                 "TensorFlow already initialised the GPU; cannot hide it for training.device=cpu"
             )
-    if t.device == "gpu" and not gpus:
-        raise RunFailedError("training.device is 'gpu' but TensorFlow sees no GPU")
-    on_gpu = bool(gpus)
-    blockers = cudnn_blockers(job.model)
-    if on_gpu and blockers:
-        msg = (
-            "this model config falls off the cuDNN LSTM kernel, which makes GPU training many times "
-            "slower: " + "; ".join(blockers)
-        )
-        if not t.allow_slow_gpu_kernel:
-            raise ConfigError(
-                msg + ". Fix the config, or set training.allow_slow_gpu_kernel: true."
-            )
-        log.warning("!!! %s. Continuing because training.allow_slow_gpu_kernel is true. !!!", msg)
-    mixed = bool(on_gpu and t.mixed_precision)
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    if t.mixed_precision and not on_gpu:
-        log.info("training.mixed_precision ignored: no GPU")
-    name = gpus[0].name if on_gpu else "CPU"
-    return DeviceInfo(
-        kind="gpu" if on_gpu else "cpu",
-        name=name,
-        cudnn=on_gpu and not blockers,
-        mixed_precision=mixed,
-    )
+    info = decide_device(job, [g.name for g in gpus])
+    keras.mixed_precision.set_global_policy("mixed_float16" if info.mixed_precision else "float32")
+    return info
 
 
 def _progress_callback(total_epochs: int, n_windows: int):

@@ -144,6 +144,7 @@ def make_dataset(
     import tensorflow as tf
 
     data = tf.constant(ws.data)
+    target = tf.constant(ws.data[:, 0])  # once, not a column copy per batch
     xr = tf.range(ws.lookback, dtype=tf.int64)
     yr = tf.range(ws.horizon, dtype=tf.int64) + ws.lookback
     ds = tf.data.Dataset.from_tensor_slices(ws.starts)
@@ -153,7 +154,7 @@ def make_dataset(
 
     def gather(s):
         x = tf.gather(data, s[:, None] + xr)
-        y = tf.gather(data[:, 0], s[:, None] + yr)
+        y = tf.gather(target, s[:, None] + yr)
         return x, (y - target_mean) / target_std
 
     return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

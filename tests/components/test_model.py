@@ -59,3 +59,47 @@ def test_divergence_is_detected(tiny_panel_frame):
     tr, va = (build_windows(panel, segs, s, job.window) for s in ("train", "val"))
     with pytest.raises(TrainingDivergedError, match="diverged"):
         train(job, tr, va, mean, std, configure_device(job))
+
+
+def _job(**model_and_training):
+    model = {k: v for k, v in model_and_training.items() if k in ModelConfig.model_fields}
+    training = {k: v for k, v in model_and_training.items() if k not in model}
+    return parse_config(
+        {
+            "name": "d",
+            "data": {"path": "x", "timestamp": "t", "target": "y"},
+            "window": {"lookback": 4, "horizon": 2},
+            "model": model,
+            "training": training,
+        }
+    )
+
+
+def test_gpu_run_off_the_cudnn_path_is_refused_or_warned(caplog):
+    from components.errors import ConfigError, RunFailedError
+    from components.training import decide_device
+
+    gpu = ["/physical_device:GPU:0"]
+    ok = decide_device(_job(mixed_precision=True), gpu)
+    assert ok.kind == "gpu" and ok.cudnn and ok.mixed_precision
+    with pytest.raises(ConfigError, match="recurrent_dropout=0.2.*allow_slow_gpu_kernel"):
+        decide_device(_job(recurrent_dropout=0.2), gpu)
+    slow = decide_device(_job(recurrent_dropout=0.2, allow_slow_gpu_kernel=True), gpu)
+    assert slow.kind == "gpu" and not slow.cudnn
+    assert "falls off the cuDNN LSTM kernel" in caplog.text
+    cpu = decide_device(_job(recurrent_dropout=0.2, mixed_precision=True), [])
+    assert cpu.kind == "cpu" and not cpu.mixed_precision  # the kernel rule is about GPUs only
+    with pytest.raises(RunFailedError, match="sees no GPU"):
+        decide_device(_job(device="gpu"), [])
+
+
+@pytest.mark.gpu
+def test_training_uses_the_gpu_when_present(tiny_panel_frame):
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        pytest.skip("no GPU visible to TensorFlow")
+    from components.training import configure_device
+
+    info = configure_device(_job())
+    assert info.kind == "gpu" and info.cudnn
