@@ -128,60 +128,28 @@ def main() -> None:
     quick = "--quick" in sys.argv
     big, small = (16384, 2048) if quick else (65536, 8192)
     cases = []
+    # (label, device, use_cudnn, mixed precision, windows, timed epochs)
+    specs = [
+        ("gpu cuDNN fp32", "cuda:0", "auto", False, big, 3),
+        ("gpu cuDNN mixed_float16", "cuda:0", "auto", True, big, 3),
+        ("gpu forced off cuDNN fp32", "cuda:0", False, False, small, 1),
+        ("cpu fp32", "cpu", False, False, small, 1),
+    ]
     for units, layers, batch in ((64, 1, 256), (128, 2, 1024)):
-        tag = f"{units}u{layers}l-b{batch}"
-        cases.append(
-            run_case(
-                f"gpu cuDNN fp32 {tag}",
-                device="cuda:0",
-                use_cudnn="auto",
-                mixed=False,
-                units=units,
-                layers=layers,
-                batch=batch,
-                n=big,
-                epochs=3,
+        for label, device, use_cudnn, mixed, n, epochs in specs:
+            cases.append(
+                run_case(
+                    f"{label} {units}u{layers}l-b{batch}",
+                    device=device,
+                    use_cudnn=use_cudnn,
+                    mixed=mixed,
+                    units=units,
+                    layers=layers,
+                    batch=batch,
+                    n=n,
+                    epochs=epochs,
+                )
             )
-        )
-        cases.append(
-            run_case(
-                f"gpu cuDNN mixed_float16 {tag}",
-                device="cuda:0",
-                use_cudnn="auto",
-                mixed=True,
-                units=units,
-                layers=layers,
-                batch=batch,
-                n=big,
-                epochs=3,
-            )
-        )
-        cases.append(
-            run_case(
-                f"gpu forced off cuDNN fp32 {tag}",
-                device="cuda:0",
-                use_cudnn=False,
-                mixed=False,
-                units=units,
-                layers=layers,
-                batch=batch,
-                n=small,
-                epochs=1,
-            )
-        )
-        cases.append(
-            run_case(
-                f"cpu fp32 {tag}",
-                device="cpu",
-                use_cudnn=False,
-                mixed=False,
-                units=units,
-                layers=layers,
-                batch=batch,
-                n=small,
-                epochs=1,
-            )
-        )
     for c in cases:
         base = next(
             b for b in cases if b["case"].startswith("gpu cuDNN fp32") and b["units"] == c["units"]

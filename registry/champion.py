@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def load_champion(client, model: str) -> Champion | None:
     if mv is None:
         return None
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{model}@champion")
+    with warnings.catch_warnings():  # MLflow nags about type hints we deliberately leave out
+        warnings.simplefilter("ignore", UserWarning)
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{model}@champion")
     inner = pyfunc.unwrap_python_model()
     ref = None
     try:

@@ -39,8 +39,7 @@ def configure(job: JobConfig) -> str:
     state = Path(job.state_dir)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    _set_mlflow_uris(uri)
     name = experiment_name(job)
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
@@ -57,6 +56,27 @@ def configure(job: JobConfig) -> str:
     mlflow.set_experiment(name)
     log.debug("mlflow tracking uri %s experiment %s", uri, name)
     return uri
+
+
+_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def _set_mlflow_uris(uri: str) -> None:
+    """Point MLflow's fluent API at ``uri`` without touching the user's environment.
+
+    ``mlflow.set_tracking_uri``/``set_registry_uri`` also export the URI to ``os.environ``; left
+    there, a later job in the same process would mistake it for the user's MLFLOW_TRACKING_URI.
+    """
+    import mlflow
+
+    saved = {k: os.environ.get(k) for k in _URI_VARS}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def experiment_name(job: JobConfig) -> str:

@@ -59,7 +59,16 @@ def prefect_server():
 
 @pytest.fixture(autouse=True)
 def _no_ambient_tracking(monkeypatch):
+    """No tracking URI from the environment, and MLflow's process-global tracking and registry
+    URIs (set by every retrain) restored afterwards, so no test reads another test's store."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow.tracking._model_registry.utils as registry_utils
+        import mlflow.tracking._tracking_service.utils as tracking_utils
+
+        tracking_utils._tracking_uri = None
+        registry_utils._registry_uri = None
 
 
 def tiny_config(tmp_path: Path, data_path: Path, **overrides) -> dict:

@@ -119,7 +119,9 @@ def test_logged_model_takes_raw_windows_in_original_units(first_run, tiny_panel_
     job = load_config(cfg)
     prep = prepare(job, tiny_panel_frame)
     x, y = prep.test.materialize()
-    mlflow.set_tracking_uri(f"sqlite:///{(tmp / '.seqops' / 'mlflow.db').resolve()}")
+    store = f"sqlite:///{(tmp / '.seqops' / 'mlflow.db').resolve()}"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
     model = mlflow.pyfunc.load_model(f"models:/tiny/{out['version']}")
     pred = model.predict(x)
     assert pred.shape == y.shape

@@ -50,19 +50,19 @@ def test_gap_larger_than_declared_is_reported(co2_job, co2_frame):
     assert any("gaps at most" in line and "gap of 11.0 steps" in line for line in r.plain_lines())
 
 
-def test_per_series_problems_in_a_panel(tiny_panel_frame):
-    job = parse_config(
+def _panel_job(covariates: list[str] | None = None):
+    data = {"path": "x", "timestamp": "timestamp", "target": "value", "series_id": "series_id"}
+    return parse_config(
         {
             "name": "p",
-            "data": {
-                "path": "x",
-                "timestamp": "timestamp",
-                "target": "value",
-                "series_id": "series_id",
-            },
+            "data": {**data, "covariates": covariates or []},
             "window": {"lookback": 14, "horizon": 4},
         }
     )
+
+
+def test_per_series_problems_in_a_panel(tiny_panel_frame):
+    job = _panel_job()
     frame = tiny_panel_frame.copy()
     # timestamps repeat across series: that is fine; within one series it is not
     assert check_contract(job, frame).success
@@ -74,19 +74,7 @@ def test_per_series_problems_in_a_panel(tiny_panel_frame):
 
 
 def test_inf_and_non_numeric_covariates(tiny_panel_frame):
-    job = parse_config(
-        {
-            "name": "p",
-            "data": {
-                "path": "x",
-                "timestamp": "timestamp",
-                "target": "value",
-                "series_id": "series_id",
-                "covariates": ["temperature"],
-            },
-            "window": {"lookback": 14, "horizon": 4},
-        }
-    )
+    job = _panel_job(["temperature"])
     frame = tiny_panel_frame.copy()
     frame["temperature"] = frame["temperature"].astype(object)
     frame.loc[3, "temperature"] = "warm"
