@@ -394,7 +394,8 @@ def _slug(name: str) -> str:
 
 def version_description(o: dict[str, Any]) -> str:
     """Markdown summary of the evidence, used for the version description and the Prefect artifact."""
-    lines = [f"## seqops retrain: {o['model']} v{o.get('version') or '?'}", ""]
+    version = f" v{o['version']}" if o.get("version") else ""  # unknown until registered
+    lines = [f"## seqops retrain: {o['model']}{version}", ""]
     gate = o["gate"]
     lines.append(
         f"**Gate: {'PASSED' if gate['passed'] else 'REJECTED'}** on {gate['metric'].upper()}"

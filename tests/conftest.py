@@ -62,6 +62,7 @@ def _no_ambient_tracking(monkeypatch):
     """No tracking URI from the environment, and MLflow's process-global tracking and registry
     URIs (set by every retrain) restored afterwards, so no test reads another test's store."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     yield
     if "mlflow" in sys.modules:
         import mlflow.tracking._model_registry.utils as registry_utils

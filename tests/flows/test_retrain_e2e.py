@@ -89,7 +89,7 @@ def test_registered_version_carries_evidence(first_run):
         and tags["seqops.config_hash"] == out["config_hash"]
     )
     assert tags["seqops.drift"] in ("detected", "none")
-    assert "Gate:" in mv.description
+    assert "Gate:" in mv.description and "v?" not in mv.description
     run = client.get_run(out["run_id"])
     assert run.data.metrics["test_naive_mase"] == pytest.approx(out["metrics"]["naive"]["mase"])
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.digest

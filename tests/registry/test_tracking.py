@@ -33,8 +33,9 @@ def test_precedence_env_then_config_then_embedded(tmp_path, monkeypatch):
 def test_configure_leaves_the_environment_alone(tmp_path):
     import mlflow
 
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     first = configure(_job(tmp_path, "a"))
-    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert {k: os.environ.get(k) for k in before} == before == dict.fromkeys(before)
     assert mlflow.get_tracking_uri() == first == mlflow.get_registry_uri()
     second = configure(_job(tmp_path, "b"))  # a second job in the same process gets its own store
     assert second != first and second.endswith("/b/mlflow.db")
