@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,9 +37,7 @@ def load_champion(client, model: str) -> Champion | None:
     if mv is None:
         return None
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-    with warnings.catch_warnings():  # MLflow nags about type hints we deliberately leave out
-        warnings.simplefilter("ignore", UserWarning)
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{model}@champion")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{model}@champion")
     inner = pyfunc.unwrap_python_model()
     ref = None
     try:

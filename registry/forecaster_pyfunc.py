@@ -28,7 +28,9 @@ class SeqopsForecaster(PythonModel):
         spec = tf.TensorSpec([None, self.lookback, self.n_features], tf.float32)
         self._fn = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
 
-    def predict(self, context, model_input, params=None):
+    # np.ndarray: MLflow infers no schema from it and validates against the explicit tensor
+    # signature logged with the model instead.
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         x = np.asarray(model_input, dtype=np.float32)
         if x.ndim == 2 and self.n_features == 1:
             x = x[..., None]
