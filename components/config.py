@@ -169,6 +169,36 @@ class GateConfig(_Strict):
     )
 
 
+class PromotionConfig(_Strict):
+    """Promotion gates (seqops promote) and where the promotion ledger lives."""
+
+    required_steps: list[Literal["shadow", "canary"]] = Field(
+        default_factory=list,
+        description="Aliases a version must have held before champion (none: skip allowed).",
+    )
+    require_approval: bool = Field(
+        False, description="Champion promotions need --approved-by NAME."
+    )
+    max_mase: float | None = Field(
+        None, gt=0.0, description="Absolute floor: candidate MASE at most this."
+    )
+    min_improvement: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Candidate must beat the champion by at least this fraction.",
+    )
+    significance: float = Field(0.05, gt=0.0, lt=0.5, description="Diebold-Mariano test level.")
+    inconclusive: Literal["fail", "wait"] = Field(
+        "wait",
+        description="An inconclusive paired test never promotes: record it as a failure, or as waiting.",
+    )
+    ledger_url: str | None = Field(
+        None,
+        description="Ledger database URL (SEQOPS_LEDGER_URL wins); default SQLite in state_dir.",
+    )
+
+
 class TrackingConfig(_Strict):
     uri: str | None = Field(
         None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins over it."
@@ -193,6 +223,7 @@ class JobConfig(_Strict):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     state_dir: str = Field(
         DEFAULT_STATE_DIR, description="Embedded MLflow store, reports and ledger."
     )

@@ -252,6 +252,252 @@ def retrain(
     raise typer.Exit(outcome["exit_code"])
 
 
+StateDir = Annotated[
+    Path, typer.Option(help="seqops state directory (embedded MLflow store and ledger).")
+]
+LedgerUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Ledger database URL (default: SEQOPS_LEDGER_URL, else SQLite in the state dir)."
+    ),
+]
+
+
+def _registry(state_dir: Path, ledger_url: str | None):
+    """MLflow client (env MLFLOW_TRACKING_URI, else the embedded store) and the promotion ledger."""
+    from mlflow import MlflowClient
+
+    from registry.ledger import Ledger, resolve_ledger_url
+    from registry.tracking import _set_mlflow_uris, default_tracking_uri
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(state_dir)
+    _set_mlflow_uris(uri)
+    return (
+        MlflowClient(tracking_uri=uri, registry_uri=uri),
+        Ledger(resolve_ledger_url(ledger_url, state_dir)),
+        uri,
+    )
+
+
+def _decide(fn, as_json: bool, summary_md: Path | None = None) -> None:
+    """Run a registry decision; print it; map errors to exit codes (0/1/2/3/4)."""
+    from components.errors import SeqopsError
+
+    _setup_logging()
+    try:
+        outcome, uri = fn()
+    except SeqopsError as exc:
+        _fail(exc, as_json)
+        return
+    except Exception as exc:  # infrastructure: the run failed, nothing promoted
+        logging.getLogger("seqops").exception("registry command failed")
+        _fail(exc, as_json)
+        return
+    o = outcome.to_dict()
+    o["tracking_uri"] = uri
+    if summary_md is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
+        from flows.summary import promotion_markdown, write_summaries
+
+        o["summaries"] = write_summaries(
+            promotion_markdown(o, uri), str(summary_md) if summary_md else None
+        )
+    if as_json:
+        _emit(o)
+    else:
+        typer.echo(
+            f"{o['model']} v{o['version']} -> {o['alias']}: {o['status']} "
+            f"(champion v{o['champion_before']} -> v{o['champion_after']})"
+        )
+        for r in o["reasons"]:
+            typer.echo(f"  - {r}")
+    raise typer.Exit(o["exit_code"])
+
+
+@app.command("promote")
+def promote_cmd(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[
+        str, typer.Option("--version", help="Version number, alias (e.g. challenger) or NAME/N.")
+    ],
+    to: Annotated[str, typer.Option("--to", help="Target: shadow, canary or champion.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Evaluate the gate; change nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Skip the gates (needs --reason; marked in the ledger).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (required with --force).")] = None,
+    approved_by: Annotated[
+        str | None, typer.Option(help="Approver, when promotion.require_approval is set.")
+    ] = None,
+    trigger: Annotated[
+        str, typer.Option(help="Recorded trigger: manual, ci, schedule.")
+    ] = "manual",
+    config: Annotated[
+        str | None,
+        typer.Option(
+            help="Job config for the gate (default: the one the version was trained with)."
+        ),
+    ] = None,
+    summary_md: Annotated[
+        Path | None,
+        typer.Option(help="Append a markdown summary here (also $GITHUB_STEP_SUMMARY)."),
+    ] = None,
+    state_dir: StateDir = Path(".seqops"),
+    ledger_url: LedgerUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Gate a version against the current champion and move an alias (compare-and-swap, recorded).
+
+    Exit 0 promoted or no-op; 1 gate failed or inconclusive; 2 bad input; 3 failure; 4 conflict.
+    """
+
+    def run():
+        from registry.promote import promote
+
+        client, ledger, uri = _registry(state_dir, ledger_url)
+        return promote(
+            client,
+            ledger,
+            model,
+            ref=version,
+            to=to,
+            trigger=trigger,
+            force=force,
+            reason=reason,
+            approved_by=approved_by,
+            dry_run=dry_run,
+            config_path=config,
+        ), uri
+
+    _decide(run, as_json, summary_md)
+
+
+@app.command("rollback")
+def rollback_cmd(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")],
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Version to return to (default: the previous champion)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow a version that failed its gates.")
+    ] = False,
+    summary_md: Annotated[Path | None, typer.Option(help="Append a markdown summary here.")] = None,
+    state_dir: StateDir = Path(".seqops"),
+    ledger_url: LedgerUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Return `champion` to the previous champion from the ledger (repeat to walk further back)."""
+
+    def run():
+        from registry.promotion import rollback
+
+        client, ledger, uri = _registry(state_dir, ledger_url)
+        return rollback(client, ledger, model, to=to, reason=reason, force=force), uri
+
+    _decide(run, as_json, summary_md)
+
+
+@app.command("reconcile")
+def reconcile_cmd(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    state_dir: StateDir = Path(".seqops"),
+    ledger_url: LedgerUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Repair MLflow aliases from the ledger (after a crash between commit and projection)."""
+    from components.errors import SeqopsError
+    from registry.promotion import reconcile
+
+    _setup_logging()
+    try:
+        client, ledger, _ = _registry(state_dir, ledger_url)
+        changes = reconcile(client, ledger, model)
+    except SeqopsError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit({"status": "ok", "exit_code": 0, "model": model, "repaired": changes})
+    else:
+        typer.echo(
+            f"{model}: " + ("; ".join(changes) if changes else "MLflow aliases match the ledger")
+        )
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "-"
+
+
+@app.command("history")
+def history_cmd(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    state_dir: StateDir = Path(".seqops"),
+    ledger_url: LedgerUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the promotion ledger of a model: every gate evaluation and alias move."""
+    from components.errors import SeqopsError
+
+    _setup_logging()
+    try:
+        _, ledger, _ = _registry(state_dir, ledger_url)
+        rows = ledger.history(model)
+    except SeqopsError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit({"status": "ok", "exit_code": 0, "model": model, "entries": rows})
+        return
+    if not rows:
+        typer.echo(f"{model}: no ledger entries")
+    for r in rows:
+        move = (
+            f"{r['alias']}: {_v(r['from_version'])} -> {_v(r['to_version'])}"
+            if r["kind"] != "gate"
+            else f"gate v{r['to_version']} vs v{r['baseline_version']}"
+        )
+        flags = (" FORCED" if r["forced"] else "") + (
+            f" approved by {r['approved_by']}" if r["approved_by"] else ""
+        )
+        typer.echo(
+            f"{r['id']:>5} {r['ts'][:19]} {r['kind']:<13} {move:<34} {r['outcome']:<12} {r['trigger']:<9} {r['actor']}{flags}"
+        )
+        for reason in r["reasons"]:
+            typer.echo(f"{'':>6}- {reason}")
+
+
+@app.command("status")
+def status_cmd(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    state_dir: StateDir = Path(".seqops"),
+    ledger_url: LedgerUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Who holds which alias (ledger and MLflow), and what is pending."""
+    from components.errors import SeqopsError
+    from registry.promotion import status
+
+    _setup_logging()
+    try:
+        client, ledger, _ = _registry(state_dir, ledger_url)
+        st = status(client, ledger, model)
+    except SeqopsError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit({"status": "ok", "exit_code": 0, **st})
+        return
+    typer.echo(
+        f"{model}: "
+        + ", ".join(f"{a}=v{v}" for a, v in sorted(st["aliases"].items()))
+        + ("" if st["in_sync"] else "  (MLflow out of sync: run seqops reconcile)")
+    )
+    for p in st["pending"]:
+        typer.echo(f"  pending: v{p['version']} since {p['since'][:19]}: {'; '.join(p['reasons'])}")
+
+
 @app.command("ui")
 def ui(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",

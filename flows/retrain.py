@@ -111,10 +111,13 @@ def register_task(
 ) -> tuple[str, list[str]]:
     from mlflow import MlflowClient
 
-    from registry.aliases import get_alias_version, set_alias
+    from registry.aliases import get_alias_version
+    from registry.ledger import Ledger, resolve_ledger_url
+    from registry.promotion import record_alias
     from registry.registration import register_version
 
     client = MlflowClient()
+    ledger = Ledger(resolve_ledger_url(job.promotion.ledger_url, job.state_dir))
     had_champion = get_alias_version(client, job.name, "champion") is not None
     version = register_version(
         client,
@@ -126,11 +129,27 @@ def register_task(
     )
     aliases: list[str] = []
     if gate_passed:
-        set_alias(client, job.name, "challenger", version)
+        record_alias(
+            client,
+            ledger,
+            job.name,
+            "challenger",
+            version,
+            trigger="retrain",
+            reasons=["offline gate passed"],
+        )
         aliases.append("challenger")
         first = len(client.search_model_versions(f"name='{job.name}'")) == 1
         if job.gate.promote_first_to_champion and first and not had_champion:
-            set_alias(client, job.name, "champion", version)
+            record_alias(
+                client,
+                ledger,
+                job.name,
+                "champion",
+                version,
+                trigger="retrain",
+                reasons=["first version; gate.promote_first_to_champion"],
+            )
             aliases.append("champion")
     return version, aliases
 

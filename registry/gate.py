@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from components.config import GateConfig
+from components.config import GateConfig, PromotionConfig
+from components.stats import DMResult
 
 
 @dataclass
@@ -15,6 +16,11 @@ class GateDecision:
     reasons: list[str] = field(default_factory=list)
     checks: list[dict[str, object]] = field(default_factory=list)
     champion_version: str | None = None
+    outcome: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.outcome:
+            self.outcome = "passed" if self.passed else "failed"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -82,3 +88,89 @@ def offline_gate(
         checks=checks,
         champion_version=champion_version,
     )
+
+
+def promotion_gate(
+    cfg: GateConfig,
+    pcfg: PromotionConfig,
+    *,
+    candidate: dict[str, float],
+    seasonal_naive: dict[str, float],
+    champion: dict[str, float] | None,
+    champion_version: str | None,
+    dm: DMResult | None,
+) -> GateDecision:
+    """Promotion-time gate: floors, seasonal naive, relative change vs the champion, and a paired
+    Diebold-Mariano test on per-window losses with three outcomes (pass, fail, inconclusive)."""
+    decision = offline_gate(
+        cfg,
+        candidate=candidate,
+        seasonal_naive=seasonal_naive,
+        champion=champion,
+        champion_version=champion_version,
+    )
+    m = cfg.metric
+    cand = float(candidate[m])
+    if pcfg.max_mase is not None:
+        ok = float(candidate["mase"]) <= pcfg.max_mase
+        decision.checks.append(
+            {
+                "check": "max_mase",
+                "passed": ok,
+                "candidate": float(candidate["mase"]),
+                "limit": pcfg.max_mase,
+            }
+        )
+        if not ok:
+            decision.reasons.append(
+                f"MASE {float(candidate['mase']):.4f} is above the floor {pcfg.max_mase}"
+            )
+    if champion is not None and pcfg.min_improvement > 0:
+        limit = float(champion[m]) * (1 - pcfg.min_improvement)
+        ok = cand <= limit
+        decision.checks.append(
+            {"check": "min_improvement", "passed": ok, "candidate": cand, "limit": limit}
+        )
+        if not ok:
+            decision.reasons.append(
+                f"{m.upper()} {cand:.4f} does not improve on champion v{champion_version} by {pcfg.min_improvement:.0%} (limit {limit:.4f})"
+            )
+    decision.passed = not decision.reasons
+    decision.outcome = "passed" if decision.passed else "failed"
+    if dm is not None:
+        significant = dm.p_value == dm.p_value and dm.p_value < pcfg.significance
+        verdict = (
+            "better"
+            if significant and dm.mean_diff < 0
+            else "worse"
+            if significant
+            else "inconclusive"
+        )
+        decision.checks.append(
+            {
+                "check": "diebold_mariano",
+                "verdict": verdict,
+                "alpha": pcfg.significance,
+                **dm.to_dict(),
+            }
+        )
+        if verdict == "worse":
+            decision.reasons.append(
+                f"paired test: significantly worse than champion v{champion_version} (DM {dm.statistic:.2f}, p {dm.p_value:.3g})"
+            )
+            decision.passed, decision.outcome = False, "failed"
+        elif verdict == "inconclusive" and decision.passed:
+            msg = (
+                f"paired test inconclusive vs champion v{champion_version} (DM {dm.statistic:.2f}, p {dm.p_value:.3g} "
+                f">= {pcfg.significance}, {dm.n} windows)"
+            )
+            decision.passed = False
+            if pcfg.inconclusive == "fail":
+                decision.reasons.append(msg + "; promotion.inconclusive is 'fail'")
+                decision.outcome = "failed"
+            else:
+                decision.reasons.append(
+                    msg + "; waiting for more data (promotion.inconclusive is 'wait')"
+                )
+                decision.outcome = "inconclusive"
+    return decision

@@ -58,12 +58,17 @@ def prefect_server():
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_tracking(monkeypatch):
+def _no_ambient_tracking():
     """No tracking URI from the environment, and MLflow's process-global tracking and registry
     URIs (set by every retrain) restored afterwards, so no test reads another test's store."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    # (monkeypatch.delenv records nothing for an absent variable, so a value MLflow exports during
+    # the test would survive it: save and restore by hand)
+    saved = {k: os.environ.pop(k, None) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     yield
+    for key, value in saved.items():
+        os.environ.pop(key, None)
+        if value is not None:
+            os.environ[key] = value
     if "mlflow" in sys.modules:
         import mlflow.tracking._model_registry.utils as registry_utils
         import mlflow.tracking._tracking_service.utils as tracking_utils
