@@ -110,8 +110,21 @@ def test_gate_is_recomputed_and_an_inconclusive_test_never_promotes(store):
 
 def test_dry_run_changes_nothing(store):
     before = len(_ledger(store).history("tiny"))
-    code, out, _ = _cli(store, "promote", "tiny", "--version", "3", "--to", "shadow", "--dry-run")
+    summary = store["tmp"] / "summary.md"
+    code, out, _ = _cli(
+        store,
+        "promote",
+        "tiny",
+        "--version",
+        "3",
+        "--to",
+        "shadow",
+        "--dry-run",
+        "--summary-md",
+        str(summary),
+    )
     assert code == 0 and out["status"] == "dry-run"
+    assert "tiny v3 → shadow: **dry-run**" in summary.read_text()
     assert len(_ledger(store).history("tiny")) == before and "shadow" not in _mlflow_aliases(store)
 
 
