@@ -317,3 +317,36 @@ def test_kill_9_at_every_step_leaves_a_champion_and_reconcile_repairs(
         assert _mlflow_aliases(store)["champion"] == committed
         _check_invariants(store, url)
         ledger.dispose()
+
+
+def test_required_steps_and_approval_are_enforced(store):
+    import yaml
+
+    cfg = yaml.safe_load(store["cfg"].read_text())
+    cfg["promotion"] = {"required_steps": ["shadow"], "require_approval": True}
+    strict = write_yaml(store["tmp"] / "strict.yaml", cfg)
+    ledger = _ledger(store)
+    before = len(ledger.history("tiny"))
+    code, out, _ = _cli(
+        store, "promote", "tiny", "--version", "8", "--to", "champion", "--config", str(strict)
+    )
+    assert code == 2 and "--approved-by" in out["error"]
+    assert len(ledger.history("tiny")) == before
+    code, out, err = _cli(
+        store,
+        "promote",
+        "tiny",
+        "--version",
+        "8",
+        "--to",
+        "champion",
+        "--config",
+        str(strict),
+        "--approved-by",
+        "alice",
+    )
+    assert code == 1 and out["status"] == "rejected", err[-2000:]
+    assert any("required lifecycle steps not yet held: shadow" in r for r in out["reasons"])
+    last = ledger.history("tiny")[-1]
+    assert last["kind"] == "gate" and last["outcome"] == "failed" and last["approved_by"] == "alice"
+    assert _mlflow_aliases(store)["champion"] != "8"
