@@ -400,6 +400,24 @@ def rollback_cmd(
     _decide(run, as_json, summary_md)
 
 
+def _read(fn, as_json: bool, state_dir: Path, ledger_url: str | None) -> dict[str, Any] | None:
+    """Run a read-only registry command ``fn(client, ledger) -> dict`` for a model that must
+    exist; map errors to exit codes. With --json the dict is printed and None returned."""
+    from components.errors import SeqopsError
+
+    _setup_logging()
+    try:
+        client, ledger, _ = _registry(state_dir, ledger_url)
+        payload = fn(client, ledger)
+    except SeqopsError as exc:
+        _fail(exc, as_json)
+        return None
+    if as_json:
+        _emit({"status": "ok", "exit_code": 0, **payload})
+        return None
+    return payload
+
+
 @app.command("reconcile")
 def reconcile_cmd(
     model: Annotated[str, typer.Argument(help="Registered model name.")],
@@ -408,19 +426,15 @@ def reconcile_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Repair MLflow aliases from the ledger (after a crash between commit and projection)."""
-    from components.errors import SeqopsError
-    from registry.promotion import reconcile
+    from registry.promotion import ensure_model, reconcile
 
-    _setup_logging()
-    try:
-        client, ledger, _ = _registry(state_dir, ledger_url)
-        changes = reconcile(client, ledger, model)
-    except SeqopsError as exc:
-        _fail(exc, as_json)
-        return
-    if as_json:
-        _emit({"status": "ok", "exit_code": 0, "model": model, "repaired": changes})
-    else:
+    def run(client, ledger):
+        ensure_model(client, model)
+        return {"model": model, "repaired": reconcile(client, ledger, model)}
+
+    out = _read(run, as_json, state_dir, ledger_url)
+    if out is not None:
+        changes = out["repaired"]
         typer.echo(
             f"{model}: " + ("; ".join(changes) if changes else "MLflow aliases match the ledger")
         )
@@ -438,25 +452,22 @@ def history_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Print the promotion ledger of a model: every gate evaluation and alias move."""
-    from components.errors import SeqopsError
+    from registry.promotion import ensure_model
 
-    _setup_logging()
-    try:
-        _, ledger, _ = _registry(state_dir, ledger_url)
-        rows = ledger.history(model)
-    except SeqopsError as exc:
-        _fail(exc, as_json)
+    def run(client, ledger):
+        ensure_model(client, model)
+        return {"model": model, "entries": ledger.history(model)}
+
+    out = _read(run, as_json, state_dir, ledger_url)
+    if out is None:
         return
-    if as_json:
-        _emit({"status": "ok", "exit_code": 0, "model": model, "entries": rows})
-        return
-    if not rows:
+    if not out["entries"]:
         typer.echo(f"{model}: no ledger entries")
-    for r in rows:
+    for r in out["entries"]:
         move = (
             f"{r['alias']}: {_v(r['from_version'])} -> {_v(r['to_version'])}"
             if r["kind"] != "gate"
-            else f"gate v{r['to_version']} vs v{r['baseline_version']}"
+            else f"gate v{r['to_version']} vs {_v(r['baseline_version'])}"
         )
         flags = (" FORCED" if r["forced"] else "") + (
             f" approved by {r['approved_by']}" if r["approved_by"] else ""
@@ -476,18 +487,10 @@ def status_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Who holds which alias (ledger and MLflow), and what is pending."""
-    from components.errors import SeqopsError
     from registry.promotion import status
 
-    _setup_logging()
-    try:
-        client, ledger, _ = _registry(state_dir, ledger_url)
-        st = status(client, ledger, model)
-    except SeqopsError as exc:
-        _fail(exc, as_json)
-        return
-    if as_json:
-        _emit({"status": "ok", "exit_code": 0, **st})
+    st = _read(lambda client, ledger: status(client, ledger, model), as_json, state_dir, ledger_url)
+    if st is None:
         return
     typer.echo(
         f"{model}: "

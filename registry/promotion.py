@@ -56,10 +56,7 @@ def resolve_version(client, model: str, ref: str):
     """A ModelVersion from ``N``, an alias, ``NAME/N`` or ``models:/NAME/N``; bad input is exit 2."""
     from mlflow.exceptions import MlflowException
 
-    try:
-        client.get_registered_model(model)
-    except MlflowException:
-        raise BadInputError(f"unknown model {model!r}: no registered model of that name") from None
+    ensure_model(client, model)
     ref = ref.strip()
     m = re.fullmatch(r"(?:models:/)?(?:(?P<name>[^/@]+)/)?(?P<num>\d+)", ref)
     if m:
@@ -438,13 +435,18 @@ def rollback(
     )
 
 
-def status(client, ledger: Ledger, model: str) -> dict[str, Any]:
+def ensure_model(client, model: str):
+    """The registered model, or exit 2 naming it."""
     from mlflow.exceptions import MlflowException
 
     try:
-        rm = client.get_registered_model(model)
+        return client.get_registered_model(model)
     except MlflowException:
-        raise BadInputError(f"unknown model {model!r}") from None
+        raise BadInputError(f"unknown model {model!r}: no registered model of that name") from None
+
+
+def status(client, ledger: Ledger, model: str) -> dict[str, Any]:
+    rm = ensure_model(client, model)
     ledger_aliases = ledger.aliases(model)
     mlflow_aliases = {a: str(v) for a, v in rm.aliases.items()}
     hist = ledger.history(model)

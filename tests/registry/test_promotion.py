@@ -132,6 +132,9 @@ def test_dry_run_changes_nothing(store):
     ("args", "needle"),
     [
         (["promote", "nope", "--version", "1", "--to", "champion"], "unknown model 'nope'"),
+        (["history", "nope"], "unknown model 'nope'"),
+        (["status", "nope"], "unknown model 'nope'"),
+        (["reconcile", "nope"], "unknown model 'nope'"),
         (["promote", "tiny", "--version", "99", "--to", "champion"], "unknown version 99"),
         (
             ["promote", "tiny", "--version", "other-model/2", "--to", "champion"],
