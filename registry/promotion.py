@@ -450,13 +450,12 @@ def status(client, ledger: Ledger, model: str) -> dict[str, Any]:
     ledger_aliases = ledger.aliases(model)
     mlflow_aliases = {a: str(v) for a, v in rm.aliases.items()}
     hist = ledger.history(model)
-    pending = [
-        e
-        for e in hist
-        if e["kind"] == "gate"
-        and e["outcome"] == "inconclusive"
-        and e["to_version"] not in ledger_aliases.values()
-    ]
+    # inconclusive gate evaluations not superseded by a later decision or move of that version
+    latest: dict[str, dict[str, Any]] = {}
+    for e in hist:
+        if e["to_version"] is not None:
+            latest[e["to_version"]] = e
+    pending = [e for e in latest.values() if e["kind"] == "gate" and e["outcome"] == "inconclusive"]
     return {
         "model": model,
         "aliases": ledger_aliases,

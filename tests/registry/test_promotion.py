@@ -208,6 +208,13 @@ def test_lifecycle_forced_moves_rollback_walk_and_history(store):
     assert code == 2 and "no previous champion" in out["error"]
     code, out, _ = _cli(store, "rollback", "tiny", "--to", "10", "--reason", "bad idea")
     assert code == 2 and "passed its gates" in out["error"]
+    code, st, _ = _cli(store, "status", "tiny")
+    assert st["in_sync"] and "2" in [p["version"] for p in st["pending"]]  # inconclusive earlier
+    code, _, _ = _cli(
+        store, "promote", "tiny", "--version", "2", "--to", "canary", "--force", "--reason", "t"
+    )
+    code, st, _ = _cli(store, "status", "tiny")
+    assert code == 0 and st["pending"] == [] and st["aliases"]["canary"] == "2"  # superseded
     code, hist, _ = _cli(store, "history", "tiny")
     forced = [e for e in hist["entries"] if e["forced"]]
     assert forced and all(e["reasons"] for e in forced)
