@@ -264,19 +264,9 @@ LedgerUrl = Annotated[
 
 
 def _registry(state_dir: Path, ledger_url: str | None):
-    """MLflow client (env MLFLOW_TRACKING_URI, else the embedded store) and the promotion ledger."""
-    from mlflow import MlflowClient
+    from registry.tracking import open_registry
 
-    from registry.ledger import Ledger, resolve_ledger_url
-    from registry.tracking import _set_mlflow_uris, default_tracking_uri
-
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(state_dir)
-    _set_mlflow_uris(uri)
-    return (
-        MlflowClient(tracking_uri=uri, registry_uri=uri),
-        Ledger(resolve_ledger_url(ledger_url, state_dir)),
-        uri,
-    )
+    return open_registry(state_dir, ledger_url)
 
 
 def _decide(fn, as_json: bool, summary_md: Path | None = None) -> None:
@@ -293,7 +283,7 @@ def _decide(fn, as_json: bool, summary_md: Path | None = None) -> None:
         logging.getLogger("seqops").exception("registry command failed")
         _fail(exc, as_json)
         return
-    o = outcome.to_dict()
+    o = outcome if isinstance(outcome, dict) else outcome.to_dict()
     o["tracking_uri"] = uri
     if summary_md is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
         from flows.summary import promotion_markdown, write_summaries
@@ -343,17 +333,50 @@ def promote_cmd(
         Path | None,
         typer.Option(help="Append a markdown summary here (also $GITHUB_STEP_SUMMARY)."),
     ] = None,
+    wait_for_approval: Annotated[
+        bool,
+        typer.Option(
+            "--wait-for-approval",
+            help="Run as the Prefect flow `promote`, which pauses for a person's approval when "
+            "promotion.require_approval is set (needs a Prefect server in PREFECT_API_URL; "
+            "answer with `seqops approve` or Resume in the Prefect UI).",
+        ),
+    ] = False,
+    approval_timeout: Annotated[
+        int, typer.Option(min=1, help="Seconds to wait for approval before giving up (exit 1).")
+    ] = 3600,
     state_dir: StateDir = Path(".seqops"),
     ledger_url: LedgerUrl = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Gate a version against the current champion and move an alias (compare-and-swap, recorded).
 
-    Exit 0 promoted or no-op; 1 gate failed or inconclusive; 2 bad input; 3 failure; 4 conflict.
+    Exit 0 promoted or no-op; 1 gate failed or inconclusive, or approval declined; 2 bad input;
+    3 failure; 4 conflict.
     """
 
     def run():
         from registry.promote import promote
+
+        if wait_for_approval:
+            from flows.promote import promote_flow
+
+            _require_prefect_server("--wait-for-approval")
+            with contextlib.redirect_stdout(sys.stderr):
+                result = promote_flow(
+                    model,
+                    version,
+                    to,
+                    trigger=trigger,
+                    force=force,
+                    reason=reason,
+                    approved_by=approved_by,
+                    config_path=config,
+                    state_dir=str(state_dir),
+                    ledger_url=ledger_url,
+                    approval_timeout_s=approval_timeout,
+                )
+            return result, result["tracking_uri"]
 
         client, ledger, uri = _registry(state_dir, ledger_url)
         return promote(
@@ -371,6 +394,72 @@ def promote_cmd(
         ), uri
 
     _decide(run, as_json, summary_md)
+
+
+def _require_prefect_server(what: str) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    from components.errors import BadInputError
+
+    if not PREFECT_API_URL.value():
+        raise BadInputError(
+            f"{what} needs a Prefect server that outlives this process: start one "
+            "(`prefect server start`) and set PREFECT_API_URL (see README)"
+        )
+
+
+@app.command("approve")
+def approve_cmd(
+    flow_run: Annotated[
+        str | None,
+        typer.Argument(help="Id of the paused `promote` flow run (omit to list paused runs)."),
+    ] = None,
+    approved_by: Annotated[
+        str | None, typer.Option(help="Your name (recorded in the ledger).")
+    ] = None,
+    decline: Annotated[bool, typer.Option("--decline", help="Refuse the promotion.")] = False,
+    comment: Annotated[str, typer.Option(help="Why (recorded in the ledger).")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Answer a `promote` flow run paused for approval (same as Resume in the Prefect UI).
+
+    Without FLOW_RUN, lists the paused promotions. Exit 0 answered; 2 bad input (no such paused
+    run, missing --approved-by); 3 the Prefect server failed.
+    """
+    from components.errors import BadInputError
+
+    _setup_logging()
+    try:
+        _require_prefect_server("seqops approve")
+        from flows.approvals import answer, paused_promotions
+
+        if flow_run is None:
+            runs = paused_promotions()
+            if as_json:
+                _emit({"status": "ok", "exit_code": 0, "paused": runs})
+            elif not runs:
+                typer.echo("no promotion waits for approval")
+            for r in [] if as_json else runs:
+                typer.echo(
+                    f"{r['flow_run_id']}  {r['model']} v{r['version']} -> {r['to']}  paused since {r['since']}"
+                )
+            raise typer.Exit(0)
+        if not (approved_by or "").strip():
+            raise BadInputError("pass --approved-by NAME (recorded in the ledger)")
+        out = answer(flow_run, approved_by=str(approved_by), approve=not decline, comment=comment)
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # SeqopsError: 2; the Prefect server failing: 3
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit({"status": "ok", "exit_code": 0, **out})
+    else:
+        typer.echo(
+            f"{'declined' if decline else 'approved'} flow run {flow_run} as {approved_by}; "
+            "the flow now commits (or records the refusal)"
+        )
+    raise typer.Exit(0)
 
 
 @app.command("rollback")

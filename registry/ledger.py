@@ -57,7 +57,9 @@ ledger_table = Table(
     Column("from_version", String(32)),
     Column("to_version", String(32)),
     Column("baseline_version", String(32)),  # the champion the gate compared against
-    Column("outcome", String(16), nullable=False),  # passed | failed | inconclusive | committed
+    Column(
+        "outcome", String(16), nullable=False
+    ),  # passed | failed | inconclusive | declined | forced | committed
     Column("trigger", String(32), nullable=False),
     Column("actor", String(256), nullable=False),
     Column("forced", Boolean, nullable=False),

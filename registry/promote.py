@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -26,6 +28,20 @@ from registry.promotion import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ApprovalAnswer:
+    """A person's answer to a champion promotion that needs approval."""
+
+    approved: bool
+    approved_by: str | None
+    comment: str = ""
+
+
+# Called with the pending outcome (gate passed, nothing committed) when approval is required and
+# no --approved-by was given; blocks until a person answers (the Prefect flow pauses here).
+AskApproval = Callable[[Outcome], ApprovalAnswer]
 
 
 def candidate_config(run_id: str) -> JobConfig:
@@ -57,6 +73,7 @@ def promote(
     approved_by: str | None = None,
     dry_run: bool = False,
     config_path: str | None = None,
+    ask_approval: AskApproval | None = None,
 ) -> Outcome:
     if to not in LIFECYCLE_TARGETS:
         raise BadInputError(
@@ -90,9 +107,11 @@ def promote(
             f"v{version} of {model!r} never passed the offline gate (seqops.gate={mv.tags.get('seqops.gate')!r}); "
             "promote it only with --force --reason TEXT"
         )
-    if to == "champion" and pcfg.require_approval and not approved_by:
+    needs_approval = to == "champion" and pcfg.require_approval and not approved_by
+    if needs_approval and ask_approval is None:
         raise BadInputError(
-            f"promotion.require_approval is set for {model!r}: pass --approved-by NAME"
+            f"promotion.require_approval is set for {model!r}: pass --approved-by NAME "
+            "(or run the promotion flow with --wait-for-approval)"
         )
     reasons: list[str] = []
     gate_dict = None
@@ -164,6 +183,45 @@ def promote(
         ]
     else:
         reasons = [f"{to}: passed the offline gate at retrain"]
+    if needs_approval and not dry_run:
+        assert ask_approval is not None
+        pending = Outcome(
+            model=model,
+            version=version,
+            alias=to,
+            status="awaiting-approval",
+            exit_code=0,
+            champion_before=champion_v,
+            champion_after=champion_v,
+            reasons=reasons,
+            gate=gate_dict,
+            forced=force,
+            repaired=repaired,
+        )
+        answer = ask_approval(pending)
+        if not answer.approved:
+            if answer.approved_by:
+                why = [f"approval declined by {answer.approved_by}"]
+                why = [why[0] + f": {answer.comment}"] if answer.comment else why
+            else:
+                why = [f"not approved: {answer.comment or 'no answer'}"]
+            ids = record_rejection(
+                ledger,
+                model,
+                version=version,
+                champion=champion_v,
+                outcome="declined",
+                reasons=why,
+                gate=gate_dict,
+                trigger=trigger,
+                approved_by=answer.approved_by,
+            )
+            pending.status, pending.exit_code = "declined", 1
+            pending.reasons, pending.ledger_ids = why, ids
+            return pending
+        approved_by = answer.approved_by
+        if answer.comment:
+            reasons = [*reasons, f"approved by {approved_by}: {answer.comment}"]
     if dry_run:
         return Outcome(
             model=model,

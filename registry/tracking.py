@@ -81,3 +81,19 @@ def _set_mlflow_uris(uri: str) -> None:
 
 def experiment_name(job: JobConfig) -> str:
     return job.tracking.experiment or f"seqops/{job.name}"
+
+
+def open_registry(state_dir: str | Path, ledger_url: str | None):
+    """MLflow client (env MLFLOW_TRACKING_URI, else the embedded store), the promotion ledger and
+    the tracking URI, for commands that read or move aliases."""
+    from mlflow import MlflowClient
+
+    from registry.ledger import Ledger, resolve_ledger_url
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(state_dir)
+    _set_mlflow_uris(uri)
+    return (
+        MlflowClient(tracking_uri=uri, registry_uri=uri),
+        Ledger(resolve_ledger_url(ledger_url, Path(state_dir))),
+        uri,
+    )

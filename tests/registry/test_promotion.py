@@ -360,3 +360,113 @@ def test_required_steps_and_approval_are_enforced(store):
     last = ledger.history("tiny")[-1]
     assert last["kind"] == "gate" and last["outcome"] == "failed" and last["approved_by"] == "alice"
     assert _mlflow_aliases(store)["champion"] != "8"
+
+
+def _approval_model(store, name):
+    """A model whose v1 (the retrained tiny model, gate passed) has no champion to beat yet."""
+    import mlflow
+
+    v1 = store["client"].get_model_version("tiny", "1")
+    mlflow.set_tracking_uri(store["uri"])
+    mlflow.set_registry_uri(store["uri"])
+    mlflow.register_model(v1.source, name, tags={**v1.tags, "seqops.gate": "passed"})
+
+
+def _promote_waiting(store, model, cfg, *extra):
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    env.update({"MLFLOW_TRACKING_URI": store["uri"], "PYTHONPATH": str(REPO)})
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows", "promote", model, "--version", "1", "--to", "champion"]
+        + ["--config", str(cfg), "--wait-for-approval", "--json", *extra],
+        cwd=store["tmp"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_paused(model, timeout=120.0):
+    import time
+
+    from flows.approvals import paused_promotions
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = [r for r in paused_promotions() if r["model"] == model]
+        if runs:
+            return runs[0]
+        time.sleep(1.0)
+    raise AssertionError(f"no paused promotion of {model} within {timeout} s")
+
+
+def test_promotion_flow_pauses_for_typed_approval(store):
+    """Prefect flow `promote`: pauses with a typed input; approve -> champion, recorded with the
+    approver; decline and timeout -> nothing moved, the refusal recorded; no server -> exit 2."""
+    import json
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    cfg = yaml_load(store["cfg"])
+    cfg["promotion"] = {"require_approval": True}
+    strict = write_yaml(store["tmp"] / "approval.yaml", cfg)
+    for m in ("appr-yes", "appr-no", "appr-late"):
+        _approval_model(store, m)
+    yes = _promote_waiting(store, "appr-yes", strict)
+    late = _promote_waiting(store, "appr-late", strict, "--approval-timeout", "3")
+    run = _wait_paused("appr-yes")
+    assert run["version"] == "1" and run["to"] == "champion"
+    # a bad answer changes nothing
+    code, out, _ = invoke("approve", run["flow_run_id"], "--json")
+    assert code == 2 and "--approved-by" in out["error"]
+    code, out, _ = invoke("approve", "not-a-uuid", "--approved-by", "alice", "--json")
+    assert code == 2 and "UUID" in out["error"]
+    code, out, err = invoke(
+        "approve", run["flow_run_id"], "--approved-by", "alice", "--comment", "looks good", "--json"
+    )
+    assert code == 0 and out["approved"] is True, err[-2000:]
+    stdout, stderr = yes.communicate(timeout=180)
+    assert yes.returncode == 0, stderr[-3000:]
+    o = json.loads(stdout)
+    assert o["status"] == "promoted" and o["champion_after"] == "1" and o["flow_run_id"]
+    assert _mlflow_aliases(store, "appr-yes")["champion"] == "1"
+    move = [e for e in _ledger(store).history("appr-yes") if e["kind"] == "alias_set"][-1]
+    assert move["alias"] == "champion" and move["approved_by"] == "alice"
+    assert any("looks good" in r for r in move["reasons"])
+
+    stdout, stderr = late.communicate(timeout=180)
+    assert late.returncode == 1, stderr[-3000:]
+    o = json.loads(stdout)
+    assert o["status"] == "declined" and "no answer within 3 s" in o["reasons"][0]
+    assert "champion" not in _mlflow_aliases(store, "appr-late")
+    assert _ledger(store).history("appr-late")[-1]["outcome"] == "declined"
+
+    no = _promote_waiting(store, "appr-no", strict)
+    run = _wait_paused("appr-no")
+    code, _, _ = invoke(
+        "approve", run["flow_run_id"], "--approved-by", "bob", "--decline", "--comment", "not now"
+    )
+    assert code == 0
+    stdout, stderr = no.communicate(timeout=180)
+    assert no.returncode == 1, stderr[-3000:]
+    assert json.loads(stdout)["reasons"] == ["approval declined by bob: not now"]
+    last = _ledger(store).history("appr-no")[-1]
+    assert last["kind"] == "gate" and last["outcome"] == "declined" and last["approved_by"] == "bob"
+    assert "champion" not in _mlflow_aliases(store, "appr-no")
+    code, out, _ = invoke("approve", run["flow_run_id"], "--approved-by", "bob", "--json")
+    assert code == 2 and "not paused" in out["error"]
+
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        code, out, _ = _cli(
+            store, "promote", "appr-no", "--version", "1", "--to", "champion",
+            "--config", str(strict), "--wait-for-approval", model="appr-no",
+        )  # fmt: skip
+    assert code == 2 and "PREFECT_API_URL" in out["error"]
+
+
+def yaml_load(path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())
