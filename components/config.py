@@ -199,6 +199,94 @@ class PromotionConfig(_Strict):
     )
 
 
+class ServingConfig(_Strict):
+    """The online gateway (seqops serve)."""
+
+    reload_interval_s: float = Field(
+        2.0, gt=0.0, le=300.0, description="How often the gateway polls the ledger for alias moves."
+    )
+    default_canary_share: float = Field(
+        0.1, ge=0.0, le=1.0, description="Canary share until the rollout sets one."
+    )
+    micro_batch: bool = Field(False, description="Batch concurrent requests into one model call.")
+    max_batch_size: int = Field(64, ge=1, le=4096)
+    batch_wait_ms: float = Field(
+        2.0, ge=0.0, le=100.0, description="Longest a request waits for a batch to fill."
+    )
+    shadow_queue: int = Field(
+        256,
+        ge=1,
+        description="Mirrored requests waiting for the shadow; more are dropped (counted).",
+    )
+    shadow_timeout_s: float = Field(5.0, gt=0.0, description="A slower shadow call is abandoned.")
+    predlog_url: str | None = Field(
+        None,
+        description="Prediction log database URL (SEQOPS_PREDLOG_URL wins); default SQLite in state_dir.",
+    )
+
+
+class RolloutStep(_Strict):
+    step: Literal["shadow", "canary", "champion", "bake"]
+    share: float | None = Field(
+        None, gt=0.0, le=1.0, description="Canary: share of series the candidate answers."
+    )
+    min_labelled: int = Field(
+        30, ge=3, description="Labelled predictions (actuals arrived) needed before judging."
+    )
+    max_minutes: float = Field(
+        30.0,
+        gt=0.0,
+        description="A step that has not passed by then fails (a timeout never promotes).",
+    )
+
+    @model_validator(mode="after")
+    def _share_only_for_canary(self) -> RolloutStep:
+        if self.step == "canary" and self.share is None:
+            raise ValueError("a canary step needs a share (e.g. 0.1)")
+        if self.step != "canary" and self.share is not None:
+            raise ValueError(f"only canary steps take a share, not {self.step!r}")
+        return self
+
+
+def _default_steps() -> list[RolloutStep]:
+    return [
+        RolloutStep(step="shadow"),
+        RolloutStep(step="canary", share=0.1),
+        RolloutStep(step="canary", share=0.5),
+        RolloutStep(step="champion"),
+        RolloutStep(step="bake"),
+    ]
+
+
+class RolloutConfig(_Strict):
+    """Online rollout (seqops rollout): steps and the live gates judged at each analysis."""
+
+    steps: list[RolloutStep] = Field(default_factory=_default_steps)
+    analysis_interval_s: float = Field(30.0, gt=0.0, description="Seconds between analyses.")
+    max_inconclusive: int = Field(
+        10, ge=1, description="Analyses a step may stay inconclusive before it fails."
+    )
+    significance: float = Field(0.05, gt=0.0, lt=0.5, description="Level of the live paired test.")
+    max_error_rate: float = Field(
+        0.01, ge=0.0, le=1.0, description="Candidate error rate above this fails the step."
+    )
+    max_p95_ratio: float = Field(
+        1.5, ge=1.0, description="Candidate p95 latency at most this multiple of the champion's."
+    )
+    p95_slack_ms: float = Field(
+        5.0, ge=0.0, description="Latency differences under this many ms never fail a step."
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> RolloutConfig:
+        kinds = [s.step for s in self.steps]
+        if "bake" in kinds and (
+            "champion" not in kinds or kinds.index("bake") < kinds.index("champion")
+        ):
+            raise ValueError("a bake step must follow the champion step")
+        return self
+
+
 class TrackingConfig(_Strict):
     uri: str | None = Field(
         None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins over it."
@@ -224,6 +312,8 @@ class JobConfig(_Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     state_dir: str = Field(
         DEFAULT_STATE_DIR, description="Embedded MLflow store, reports and ledger."
     )

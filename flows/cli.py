@@ -590,6 +590,162 @@ def status_cmd(
         typer.echo(f"  pending: v{p['version']} since {p['since'][:19]}: {'; '.join(p['reasons'])}")
 
 
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8080,
+    config: Annotated[
+        Path | None, typer.Option(help="Job config whose `serving:` section to use.")
+    ] = None,
+    micro_batch: Annotated[
+        bool | None,
+        typer.Option("--micro-batch/--no-micro-batch", help="Override serving.micro_batch."),
+    ] = None,
+    predlog_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Prediction log URL (default: SEQOPS_PREDLOG_URL, else SQLite in the state dir)."
+        ),
+    ] = None,
+    state_dir: StateDir = Path(".seqops"),
+    ledger_url: LedgerUrl = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve the champion over HTTP, the canary on its share of series, and mirror to the shadow.
+
+    POST /predict, POST /actuals, GET /metrics (Prometheus), /healthz, /readyz. Follows alias
+    moves in the ledger (polling). Exit 2: unknown model, no champion, bad config.
+    """
+    from components.errors import SeqopsError
+
+    _setup_logging(verbose)
+    try:
+        from components.config import ServingConfig, load_config
+
+        cfg = load_config(config).serving if config else ServingConfig()
+        if micro_batch is not None:
+            cfg = cfg.model_copy(update={"micro_batch": micro_batch})
+        from serving.server import build_gateway, run
+
+        gw = build_gateway(
+            model, cfg=cfg, state_dir=state_dir, ledger_url=ledger_url, predlog_url=predlog_url
+        )
+    except SeqopsError as exc:
+        _fail(exc, False)
+        return
+    typer.echo(
+        f"serving {model} on http://{host}:{port} (prediction log {gw.predlog.url})", err=True
+    )
+    run(gw, host, port)
+
+
+@app.command("rollout")
+def rollout_cmd(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[
+        str, typer.Option("--version", help="Version number, alias (e.g. challenger) or NAME/N.")
+    ],
+    config: Annotated[
+        Path,
+        typer.Option("--config", "-c", help="Job config (its `rollout:` and `serving:` sections)."),
+    ],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Allow a version that failed its offline gate (needs --reason)."
+        ),
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (required with --force).")] = None,
+    predlog_url: Annotated[
+        str | None, typer.Option(help="Prediction log URL (as for seqops serve).")
+    ] = None,
+    summary_md: Annotated[Path | None, typer.Option(help="Append a markdown summary here.")] = None,
+    state_dir: StateDir = Path(".seqops"),
+    ledger_url: LedgerUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Roll a version out on live traffic (Prefect flow `rollout`): shadow, canary shares,
+    champion, bake, judged on the gateway's prediction log at every analysis interval.
+
+    Exit 0 promoted (and baked); 1 a step failed, timed out, or the bake rolled back; 2 bad input;
+    3 failure; 4 the champion moved during the rollout.
+    """
+
+    def run():
+        from flows.rollout import rollout_flow
+
+        with contextlib.redirect_stdout(sys.stderr):
+            out = rollout_flow(
+                model,
+                version,
+                str(config),
+                state_dir=str(state_dir),
+                ledger_url=ledger_url,
+                predlog_url=predlog_url,
+                force=force,
+                reason=reason,
+            )
+        return out, out["tracking_uri"]
+
+    _decide(run, as_json, summary_md)
+
+
+@app.command("replay")
+def replay_cmd(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Job config whose data to replay.")
+    ],
+    url: Annotated[str, typer.Option(help="Gateway base URL, e.g. http://127.0.0.1:8080.")],
+    rps: Annotated[float, typer.Option(min=0.1, help="Requests per second (steady).")] = 20.0,
+    duration: Annotated[float, typer.Option(min=0.1, help="Seconds to send for.")] = 30.0,
+    label_delay: Annotated[
+        float | None,
+        typer.Option(help="Post the actuals this many seconds after each answer (omit: never)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send held-out windows (the test split) to a gateway at a steady rate; post actuals later.
+
+    Prints live counts on stderr. Exit 0 when every request was answered, 1 when any failed,
+    2 on bad input.
+    """
+    import asyncio
+
+    from components.errors import SeqopsError
+
+    _setup_logging()
+    try:
+        from components.config import load_config
+        from serving.replay import held_out_items, replay
+
+        items = held_out_items(load_config(config))
+    except (SeqopsError, ValueError) as exc:
+        _fail(exc if isinstance(exc, SeqopsError) else _bad(str(exc)), as_json)
+        return
+    typer.echo(
+        f"replaying {len(items)} held-out windows to {url} at {rps:g} rps for {duration:g} s",
+        err=True,
+    )
+    out = asyncio.run(replay(url, items, rps=rps, duration_s=duration, label_delay_s=label_delay))
+    code = 0 if out["errors"] == 0 else 1
+    if as_json:
+        _emit({"status": "ok" if code == 0 else "errors", "exit_code": code, **out})
+    else:
+        lat = out["latency_ms"]
+        typer.echo(
+            f"sent {out['sent']} ok {out['ok']} errors {out['errors']} actuals {out['actuals_posted']} "
+            f"({out['achieved_rps']} rps; p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms)"
+        )
+    raise typer.Exit(code)
+
+
+def _bad(msg: str):
+    from components.errors import BadInputError
+
+    return BadInputError(msg)
+
+
 @app.command("ui")
 def ui(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",

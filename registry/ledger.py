@@ -25,6 +25,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Integer,
     MetaData,
     String,
@@ -52,7 +53,7 @@ ledger_table = Table(
     Column("ts", DateTime(timezone=True), nullable=False),
     Column("txn", String(36), nullable=False),  # entries committed together share it
     Column("model", String(256), nullable=False, index=True),
-    Column("kind", String(16), nullable=False),  # gate | alias_set | alias_removed
+    Column("kind", String(16), nullable=False),  # gate | alias_set | alias_removed | traffic
     Column("alias", String(32)),
     Column("from_version", String(32)),
     Column("to_version", String(32)),
@@ -74,6 +75,16 @@ aliases_table = Table(
     Column("model", String(256), primary_key=True),
     Column("alias", String(32), primary_key=True),
     Column("version", String(32), nullable=False),
+    Column("ledger_id", Integer, nullable=False),
+)
+
+# The canary's share of series, per model: set by the rollout (ledger entries of kind "traffic").
+traffic_table = Table(
+    "seqops_traffic",
+    metadata,
+    Column("model", String(256), primary_key=True),
+    Column("version", String(32), nullable=False),  # the canary version the share applies to
+    Column("share", Float, nullable=False),
     Column("ledger_id", Integer, nullable=False),
 )
 
@@ -237,7 +248,48 @@ class Ledger:
             elif e.kind == "alias_removed":
                 key = (aliases_table.c.model == model) & (aliases_table.c.alias == e.alias)
                 conn.execute(aliases_table.delete().where(key))
+            if e.kind == "traffic" or (
+                e.kind in ("alias_set", "alias_removed") and e.alias == "canary"
+            ):
+                conn.execute(traffic_table.delete().where(traffic_table.c.model == model))
+                if e.kind == "traffic":
+                    conn.execute(
+                        insert(traffic_table).values(
+                            model=model,
+                            version=e.to_version,
+                            share=float((e.evidence or {})["share"]),
+                            ledger_id=new_id,
+                        )
+                    )
         return ids
+
+    def serving_state(self, model: str) -> tuple[dict[str, str], tuple[str, float] | None, int]:
+        """What a gateway needs in one read: aliases, the canary share (version, share) if set,
+        and the last ledger id (changes when anything is committed)."""
+        from sqlalchemy import func
+
+        try:
+            with self.engine.connect() as c:
+                al = dict(
+                    c.execute(
+                        select(aliases_table.c.alias, aliases_table.c.version).where(
+                            aliases_table.c.model == model
+                        )
+                    )
+                    .tuples()
+                    .all()
+                )
+                tr = c.execute(
+                    select(traffic_table.c.version, traffic_table.c.share).where(
+                        traffic_table.c.model == model
+                    )
+                ).first()
+                last = c.execute(
+                    select(func.max(ledger_table.c.id)).where(ledger_table.c.model == model)
+                ).scalar()
+        except SQLAlchemyError as exc:
+            raise RunFailedError(f"ledger database unreachable ({self.safe_url}): {exc}") from None
+        return al, (str(tr[0]), float(tr[1])) if tr else None, int(last or 0)
 
     def history(self, model: str) -> list[dict[str, Any]]:
         stmt = select(ledger_table).where(ledger_table.c.model == model).order_by(ledger_table.c.id)

@@ -1,0 +1,262 @@
+"""The ``rollout`` Prefect flow: take a candidate through the configured steps (shadow, canary
+shares, champion, bake) on live traffic, judging each step on the prediction log.
+
+Every analysis that decides something is a ledger entry with its evidence. A failed step aborts
+(canary share to 0, candidate aliases removed, exit 1); success promotes through the promotion
+engine's compare-and-swap against the champion the rollout started from (exit 4 if it moved);
+a breach during the bake rolls back to the previous champion by itself. A rollout re-run for the
+same version resumes from the step the ledger shows it at.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from components.config import JobConfig, RolloutStep, load_config
+from components.errors import BadInputError
+
+if TYPE_CHECKING:
+    from serving.analysis import StepEvidence
+
+log = logging.getLogger("seqops.rollout")
+
+
+def _start_index(
+    steps: list[RolloutStep], aliases: dict[str, str], version: str, share: float | None
+) -> int:
+    """Where a rollout of ``version`` stands, from the ledger's aliases (resume after a restart)."""
+    kinds = [s.step for s in steps]
+    if aliases.get("champion") == version:
+        raise BadInputError(f"v{version} is already the champion; nothing to roll out")
+    if aliases.get("canary") == version:
+        for i, s in enumerate(steps):
+            if s.step == "canary" and (share is None or (s.share or 0) >= share - 1e-9):
+                return i
+    if aliases.get("shadow") == version and "shadow" in kinds:
+        return kinds.index("shadow")
+    return 0
+
+
+@task(
+    name="analyse-step",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=2,
+)
+def analyse_task(plog, model: str, step: str, candidate: str, baseline: str, since: datetime,
+                 freq: str, job: JobConfig, min_labelled: int,
+                 baseline_ops_since: datetime | None = None) -> StepEvidence:  # fmt: skip
+    from serving.analysis import analyse_step
+
+    return analyse_step(plog, model, step=step, candidate=candidate, baseline=baseline, since=since,
+                        freq=freq, cfg=job.rollout, min_labelled=min_labelled,
+                        baseline_ops_since=baseline_ops_since)  # fmt: skip
+
+
+@flow(name="rollout", validate_parameters=False)
+def rollout_flow(
+    model: str,
+    version: str,
+    config_path: str,
+    *,
+    state_dir: str = ".seqops",
+    ledger_url: str | None = None,
+    predlog_url: str | None = None,
+    force: bool = False,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    from components.errors import ConflictError
+    from registry.promote import promote
+    from registry.promotion import commit_move, resolve_version, rollback
+    from registry.tracking import open_registry
+    from registry.traffic import abort_candidate, record_step, remove_alias, set_canary_share
+    from serving.predlog import PredictionLog, resolve_predlog_url
+
+    job = load_config(config_path)
+    rcfg = job.rollout
+    freq = job.data.frequency
+    if not freq:
+        raise BadInputError(
+            "rollout needs data.frequency in the config (to join actuals to forecasts)"
+        )
+    client, ledger, uri = open_registry(state_dir, ledger_url)
+    version = str(resolve_version(client, model, version).version)
+    plog = PredictionLog(resolve_predlog_url(predlog_url or job.serving.predlog_url, state_dir))
+    aliases, traffic, _ = ledger.serving_state(model)
+    champion = aliases.get("champion")
+    if champion is None:
+        raise BadInputError(f"model {model!r} has no champion to roll out against")
+    steps = rcfg.steps
+    first = _start_index(
+        steps, aliases, version, traffic[1] if traffic and traffic[0] == version else None
+    )
+    trail: list[dict[str, Any]] = []
+    started = datetime.now(UTC)
+
+    def done(status: str, code: int, reasons: list[str]) -> dict[str, Any]:
+        after = ledger.aliases(model).get("champion")
+        plog.close()
+        ledger.dispose()
+        return {"model": model, "version": version, "status": status, "exit_code": code,
+                "champion_before": champion, "champion_after": after,
+                "reasons": reasons, "steps": trail, "tracking_uri": uri}  # fmt: skip
+
+    if first:
+        log.info(
+            "resuming the rollout of v%s at step %d (%s) from the ledger",
+            version,
+            first + 1,
+            steps[first].step,
+        )
+    for i, st in enumerate(steps[first:], start=first):
+        label = f"{st.step}" + (f" {st.share:.0%}" if st.share else "")
+        log.info("step %d/%d: %s", i + 1, len(steps), label)
+        if st.step in ("shadow", "canary"):
+            state = ledger.aliases(model)
+            if state.get(st.step) != version:
+                out = promote(client, ledger, model, ref=version, to=st.step, trigger="rollout",
+                              force=force, reason=reason)  # fmt: skip
+                if out.exit_code != 0:
+                    trail.append({"step": label, "outcome": out.status, "reasons": out.reasons})
+                    return done(out.status, out.exit_code, out.reasons)
+            if st.step == "canary":
+                set_canary_share(ledger, model, version=version, share=float(st.share or 0),
+                                 reasons=[f"rollout step {i + 1}: canary {label}"])  # fmt: skip
+        if st.step == "champion":
+            evidence = {"rollout_steps": trail}
+            try:
+                out = commit_move(client, ledger, model, version=version, to="champion",
+                                  expected_champion=champion, gate=evidence, trigger="rollout",
+                                  forced=force, reasons=[f"online rollout passed: {', '.join(s['step'] for s in trail)}"],
+                                  approved_by=None)  # fmt: skip
+            except ConflictError as exc:
+                trail.append({"step": label, "outcome": "conflict", "reasons": [str(exc)]})
+                abort_candidate(
+                    client, ledger, model, version=version, reasons=[str(exc)], evidence={}
+                )
+                return done("conflict", 4, [str(exc)])
+            trail.append({"step": label, "outcome": "committed", "reasons": out.reasons})
+            continue
+        if st.step == "bake" and ledger.aliases(model).get("shadow") != champion:
+            commit_move(client, ledger, model, version=champion, to="shadow", expected_champion=version,
+                            gate=None, trigger="rollout", forced=False, approved_by=None,
+                            reasons=[f"bake: previous champion v{champion} shadows v{version} for comparison"])  # fmt: skip
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        cand, base = version, champion
+        deadline = time.monotonic() + st.max_minutes * 60
+        inconclusive = 0
+        while True:
+            time.sleep(rcfg.analysis_interval_s)
+            res = analyse_task(plog, model, st.step, cand, base, since, freq, job, st.min_labelled,
+                               started)  # fmt: skip
+            log.info("%s: %s — %s", label, res.outcome, "; ".join(res.reasons))
+            timed_out = time.monotonic() >= deadline
+            if st.step == "bake":
+                if res.outcome == "failed":
+                    reasons = [f"bake breach: {r}" for r in res.reasons]
+                    record_step(ledger, model, version=version, outcome="failed", reasons=reasons,
+                                evidence=res.evidence, trigger="automatic-rollback")  # fmt: skip
+                    try:
+                        rb = rollback(client, ledger, model, to=champion, reason="; ".join(reasons),
+                                      force=False, trigger="automatic-rollback")  # fmt: skip
+                    except BadInputError:  # it served as champion after a forced promotion
+                        rb = rollback(client, ledger, model, to=champion, reason="; ".join(reasons),
+                                      force=True, trigger="automatic-rollback")  # fmt: skip
+                    remove_alias(client, ledger, model, alias="shadow", version=champion,
+                                 reasons=["bake ended: rolled back"], trigger="automatic-rollback")  # fmt: skip
+                    trail.append(
+                        {
+                            "step": label,
+                            "outcome": "rolled-back",
+                            "reasons": reasons,
+                            "evidence": res.evidence,
+                        }
+                    )
+                    return done(
+                        "rolled-back", 1, reasons + [f"champion back to v{rb.champion_after}"]
+                    )
+                if timed_out:
+                    reasons = [
+                        f"bake passed: no breach in {st.max_minutes:g} min ({res.outcome} at the end)"
+                    ]
+                    record_step(
+                        ledger,
+                        model,
+                        version=version,
+                        outcome="passed",
+                        reasons=reasons,
+                        evidence=res.evidence,
+                    )
+                    remove_alias(
+                        client,
+                        ledger,
+                        model,
+                        alias="shadow",
+                        version=champion,
+                        reasons=["bake ended"],
+                    )
+                    trail.append(
+                        {
+                            "step": label,
+                            "outcome": "passed",
+                            "reasons": reasons,
+                            "evidence": res.evidence,
+                        }
+                    )
+                    break
+                continue
+            if res.outcome == "passed":
+                record_step(
+                    ledger,
+                    model,
+                    version=version,
+                    outcome="passed",
+                    reasons=res.reasons,
+                    evidence=res.evidence,
+                )
+                trail.append(
+                    {
+                        "step": label,
+                        "outcome": "passed",
+                        "reasons": res.reasons,
+                        "evidence": res.evidence,
+                    }
+                )
+                break
+            fail_reasons: list[str] = []
+            if res.outcome == "failed":
+                fail_reasons = res.reasons
+            elif res.outcome == "inconclusive":
+                inconclusive += 1
+                record_step(ledger, model, version=version, outcome="inconclusive", reasons=res.reasons,
+                            evidence=res.evidence)  # fmt: skip
+                if inconclusive >= rcfg.max_inconclusive:
+                    fail_reasons = res.reasons + [
+                        f"inconclusive {inconclusive} times (rollout.max_inconclusive)"
+                    ]
+            if not fail_reasons and timed_out:
+                fail_reasons = res.reasons + [
+                    f"step timed out after {st.max_minutes:g} min; a timeout never promotes"
+                ]
+            if fail_reasons:
+                removed = abort_candidate(client, ledger, model, version=version, reasons=fail_reasons,
+                                          evidence=res.evidence)  # fmt: skip
+                trail.append(
+                    {
+                        "step": label,
+                        "outcome": "failed",
+                        "reasons": fail_reasons,
+                        "evidence": res.evidence,
+                    }
+                )
+                return done(
+                    "aborted", 1, fail_reasons + [f"removed: {', '.join(removed) or 'nothing'}"]
+                )
+    return done("promoted", 0, [f"v{version} rolled out: {', '.join(s['step'] for s in trail)}"])

@@ -1,0 +1,264 @@
+"""The prediction log and the actuals that later join it (SQLite by default, PostgreSQL by URL).
+
+Rows are written by one writer thread in group commits: a request is acknowledged only after
+its row is committed, so a gateway killed at any moment loses no acknowledged prediction, and a
+retried request id is inserted once (``ON CONFLICT DO NOTHING`` on model, request id and role).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+
+from components.errors import RunFailedError
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+predictions = Table(
+    "seqops_predictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", DateTime(timezone=True), nullable=False, index=True),
+    Column("model", String(256), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("series_id", String(256), nullable=False),
+    Column("window_end", String(64)),  # ISO timestamp of the window's last value
+    Column("version", String(32), nullable=False),
+    Column("role", String(16), nullable=False),  # champion | canary | shadow
+    Column("status", String(16), nullable=False),  # ok | error
+    Column("latency_ms", Float, nullable=False),
+    Column("forecasts", Text),  # JSON list (horizon values), null on error
+    Column("error", Text),
+    UniqueConstraint("model", "request_id", "role", name="uq_prediction_request_role"),
+)
+
+actuals = Table(
+    "seqops_actuals",
+    metadata,
+    Column("series_id", String(256), primary_key=True),
+    Column("ts", String(64), primary_key=True),  # ISO timestamp
+    Column("value", Float, nullable=False),
+    Column("received", DateTime(timezone=True), nullable=False),
+)
+
+
+def default_predlog_url(state_dir: str | Path = ".seqops") -> str:
+    return f"sqlite:///{(Path(state_dir) / 'predictions.db').resolve()}"
+
+
+def resolve_predlog_url(url: str | None, state_dir: str | Path = ".seqops") -> str:
+    import os
+
+    raw = url or os.environ.get("SEQOPS_PREDLOG_URL") or default_predlog_url(state_dir)
+    if raw.startswith("postgresql://"):
+        raw = "postgresql+psycopg://" + raw.removeprefix("postgresql://")
+    return raw
+
+
+@dataclass
+class PredictionRow:
+    model: str
+    request_id: str
+    series_id: str
+    window_end: str | None
+    version: str
+    role: str
+    status: str
+    latency_ms: float
+    forecasts: list[float] | None = None
+    error: str | None = None
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "ts": self.ts,
+            "model": self.model,
+            "request_id": self.request_id,
+            "series_id": self.series_id,
+            "window_end": self.window_end,
+            "version": self.version,
+            "role": self.role,
+            "status": self.status,
+            "latency_ms": self.latency_ms,
+            "forecasts": json.dumps(self.forecasts) if self.forecasts is not None else None,
+            "error": self.error,
+        }
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable across process kills
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _insert_ignore(engine: Engine):
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(predictions).on_conflict_do_nothing(
+            constraint="uq_prediction_request_role"
+        )
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(predictions).on_conflict_do_nothing()
+
+
+def _upsert_actuals(engine: Engine) -> Any:
+    stmt: Any
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(actuals)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(actuals)
+    return stmt.on_conflict_do_update(
+        index_elements=["series_id", "ts"],
+        set_={"value": stmt.excluded.value, "received": stmt.excluded.received},
+    )
+
+
+class PredictionLog:
+    """Group-committing writer plus the reads the rollout analysis needs."""
+
+    def __init__(self, url: str, *, max_batch: int = 512):
+        self.url = url
+        self.engine = _engine(url)
+        try:
+            metadata.create_all(self.engine)
+        except Exception as exc:
+            raise RunFailedError(f"prediction log database unreachable ({url}): {exc}") from None
+        self._insert = _insert_ignore(self.engine)
+        self._max_batch = max_batch
+        self._q: queue.Queue[tuple[list[dict[str, Any]], Future[None]] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    # -- writing -------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="predlog-writer", daemon=True)
+            self._thread.start()
+
+    def submit(self, rows: list[PredictionRow]) -> Future[None]:
+        """Queue rows; the future resolves once they are committed (or fails with the error)."""
+        fut: Future[None] = Future()
+        self._q.put(([r.to_row() for r in rows], fut))
+        return fut
+
+    def write(self, rows: list[PredictionRow]) -> None:
+        """Synchronous write (tests, tools)."""
+        with self.engine.begin() as conn:
+            conn.execute(self._insert, [r.to_row() for r in rows])
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            rows = [r for rs, _ in batch for r in rs]
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(self._insert, rows)
+            except Exception as exc:  # the requests fail; nothing is acknowledged
+                log.error("prediction log write failed (%d rows): %s", len(rows), exc)
+                for _, fut in batch:
+                    fut.set_exception(exc)
+            else:
+                for _, fut in batch:
+                    fut.set_result(None)
+            if stop:
+                return
+
+    def close(self) -> None:
+        """Flush what is queued and stop the writer."""
+        if self._thread is not None:
+            self._q.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.engine.dispose()
+
+    def add_actuals(self, items: list[tuple[str, str, float]]) -> int:
+        now = datetime.now(UTC)
+        rows = [{"series_id": s, "ts": t, "value": v, "received": now} for s, t, v in items]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(_upsert_actuals(self.engine), rows)
+        return len(rows)
+
+    # -- reading -------------------------------------------------------------------------------
+    def frame(self, model: str, since: datetime | None = None) -> pd.DataFrame:
+        stmt = select(predictions).where(predictions.c.model == model)
+        if since is not None:
+            stmt = stmt.where(predictions.c.ts >= since)
+        with self.engine.connect() as c:
+            return pd.DataFrame(
+                [dict(r._mapping) for r in c.execute(stmt.order_by(predictions.c.id))]
+            )
+
+    def actuals_frame(self, series: list[str] | None = None) -> pd.DataFrame:
+        stmt = select(actuals.c.series_id, actuals.c.ts, actuals.c.value)
+        if series is not None:
+            stmt = stmt.where(actuals.c.series_id.in_(series))
+        with self.engine.connect() as c:
+            return pd.DataFrame(
+                c.execute(stmt).tuples().all(), columns=["series_id", "ts", "value"]
+            )
+
+    def count(self, model: str | None = None) -> int:
+        from sqlalchemy import func
+
+        stmt = select(func.count()).select_from(predictions)
+        if model is not None:
+            stmt = stmt.where(predictions.c.model == model)
+        with self.engine.connect() as c:
+            return int(c.execute(stmt).scalar_one())
