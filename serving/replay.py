@@ -62,7 +62,11 @@ async def replay(
     concurrency: int = 64,
     progress: bool = True,
     timeout_s: float = 10.0,
+    record: list[tuple[str, str, str]] | None = None,
+    stop: Any = None,
 ) -> dict[str, Any]:
+    """Returns counts and client-side latency; ``record`` (if given) collects (request_id,
+    version, role) of every acknowledged (200) request; ``stop`` (a threading.Event) ends early."""
     import httpx
 
     url = url.rstrip("/")
@@ -95,6 +99,8 @@ async def replay(
                 counts["ok"] += 1
                 data = r.json()
                 versions[f"v{data['version']} {data['role']}"] += 1
+                if record is not None:
+                    record.append((body["request_id"], data["version"], data["role"]))
                 if label_delay_s is not None:
                     pending.append((time.monotonic() + label_delay_s, item))
             else:
@@ -123,7 +129,7 @@ async def replay(
         last_print = start
         n_sent = 0
         source = itertools.cycle(items)
-        while (elapsed := time.monotonic() - start) < duration_s:
+        while (elapsed := time.monotonic() - start) < duration_s and not (stop and stop.is_set()):
             target = int(elapsed * rps) + 1
             while n_sent < target:
                 t = asyncio.create_task(one(next(source)))
