@@ -41,6 +41,10 @@ class DataConfig(_Strict):
         None,
         description="Pandas offset alias (e.g. 'W', 'D', 'h'); used to infer the season length.",
     )
+    series: list[str] | None = Field(
+        None,
+        description="Only these series ids (a group of series for one model of a many-model config).",
+    )
 
 
 class MissingConfig(_Strict):
@@ -402,6 +406,64 @@ def load_config(path: str | Path) -> JobConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     return parse_config(raw, source=str(p))
+
+
+class DaskConfig(_Strict):
+    """Where the models of a many-model config train (Prefect's DaskTaskRunner)."""
+
+    address: str | None = Field(
+        None, description="Scheduler address of a running Dask cluster (default: a local cluster)."
+    )
+    n_workers: int = Field(2, ge=1, le=256, description="Local cluster: worker processes.")
+    threads_per_worker: int = Field(1, ge=1, le=64, description="Local cluster: threads each.")
+
+
+class ManyConfig(_Strict):
+    """Several models in one file: ``defaults`` merged under each entry of ``models``."""
+
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    models: list[dict[str, Any]] = Field(min_length=1)
+    dask: DaskConfig = Field(default_factory=DaskConfig)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def is_many(path: str | Path) -> bool:
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(raw, dict) and "models" in raw
+
+
+def load_many(path: str | Path) -> tuple[list[JobConfig], DaskConfig]:
+    """Read a many-model config; every model is validated (and named) like a single config."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    try:
+        many = ManyConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_format_error(e) for e in exc.errors()]
+        raise ConfigError(f"{p}: invalid many-model config:\n  - " + "\n  - ".join(lines)) from None
+    jobs = [
+        parse_config(_merge(many.defaults, m), source=f"{p} models[{i}] ({m.get('name', '?')})")
+        for i, m in enumerate(many.models)
+    ]
+    names = [j.name for j in jobs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"{p}: model names must be unique, repeated: {dup}")
+    return jobs, many.dask
 
 
 def json_schema() -> dict[str, Any]:

@@ -63,6 +63,14 @@ def load_frame(cfg: DataConfig, base_dir: Path | None = None) -> pd.DataFrame:
         raise DataError(
             f"data file has a header but no rows: {path} (columns: {list(frame.columns)})"
         )
+    if cfg.series is not None:
+        if not cfg.series_id or cfg.series_id not in frame.columns:
+            raise DataError(f"data.series needs the series id column {cfg.series_id!r} in {path}")
+        ids = frame[cfg.series_id].astype(str)
+        missing = sorted(set(cfg.series) - set(ids))
+        if missing:
+            raise DataError(f"data.series names series not in {path}: {missing[:10]}")
+        frame = frame[ids.isin(cfg.series)].reset_index(drop=True)
     log.debug("loaded %s rows x %s cols from %s", len(frame), frame.shape[1], path)
     return frame
 

@@ -203,12 +203,18 @@ def retrain(
 ) -> None:
     """Validate, train, evaluate, report drift and register a new version (Prefect flow `retrain`).
 
+    A config with `models:` (several models, `defaults:` merged under each) trains them
+    concurrently on Prefect's DaskTaskRunner; each is registered and gated on its own.
+
     Exit 0: registered and `challenger` set; 1: registered but the gate rejected it; 2: bad config or
     data, nothing registered; 3: the run failed (e.g. training diverged), nothing registered.
     """
-    from components.config import load_config
+    from components.config import is_many, load_config
     from components.errors import ConfigError, SeqopsError
 
+    if is_many(config):
+        _retrain_many(config, trigger, as_json, verbose)
+        return
     try:
         job = load_config(config)
     except ConfigError as exc:
@@ -250,6 +256,33 @@ def retrain(
             typer.echo(f"  - {r}")
         typer.echo(f"  reports: {outcome['reports']['dir']}")
     raise typer.Exit(outcome["exit_code"])
+
+
+def _retrain_many(config: Path, trigger: str, as_json: bool, verbose: bool) -> None:
+    """A config with ``models:``: every model's retrain on the Dask task runner."""
+    from components.errors import SeqopsError
+
+    try:
+        from flows.many import model_configs
+
+        model_configs(str(config))  # validate every model before starting a cluster
+    except SeqopsError as exc:
+        _fail(exc, as_json)
+        return
+    from flows.many import retrain_many
+
+    _setup_logging(verbose)
+    with contextlib.redirect_stdout(sys.stderr):
+        out = retrain_many(str(config), trigger=trigger)
+    if as_json:
+        _emit(out)
+    else:
+        for o in out["models"]:
+            v = f" v{o['version']}" if o.get("version") else ""
+            typer.echo(f"{o['model']}{v}: {o['status']} (exit {o['exit_code']})")
+        for f in out["failed"]:
+            typer.echo(f"  - {f['model']}: {f['reason']}")
+    raise typer.Exit(out["exit_code"])
 
 
 StateDir = Annotated[

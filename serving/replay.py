@@ -100,7 +100,7 @@ async def replay(
                 data = r.json()
                 versions[f"v{data['version']} {data['role']}"] += 1
                 if record is not None:
-                    record.append((body["request_id"], data["version"], data["role"]))
+                    record.append((str(body["request_id"]), data["version"], data["role"]))
                 if label_delay_s is not None:
                     pending.append((time.monotonic() + label_delay_s, item))
             else:
