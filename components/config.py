@@ -291,6 +291,36 @@ class RolloutConfig(_Strict):
         return self
 
 
+class ScheduleConfig(_Strict):
+    """When the deployed retrain flow runs by itself (seqops deploy)."""
+
+    cron: str | None = Field(
+        None,
+        description="Cron expression for scheduled retrains, e.g. '0 3 * * 1' (none: no schedule).",
+    )
+    timezone: str = Field("UTC", description="Time zone of the cron expression.")
+
+
+class MonitorConfig(_Strict):
+    """The drift monitor: compares recent data with the champion's training reference."""
+
+    interval_s: float = Field(3600.0, gt=0.0, description="Seconds between checks (deployment).")
+    consecutive: int = Field(
+        3, ge=1, le=100, description="Drift must persist over this many consecutive checks."
+    )
+    cooldown_minutes: float = Field(
+        1440.0,
+        ge=0.0,
+        description="Minimum time since the last retrain before another is triggered.",
+    )
+    data_path: str | None = Field(
+        None, description="Where new data is dropped (default: data.path)."
+    )
+    recent_rows: int = Field(
+        200, ge=10, description="Rows per series at the end of the data that count as recent."
+    )
+
+
 class TrackingConfig(_Strict):
     uri: str | None = Field(
         None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins over it."
@@ -317,6 +347,8 @@ class JobConfig(_Strict):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     state_dir: str = Field(
         DEFAULT_STATE_DIR, description="Embedded MLflow store, reports and ledger."

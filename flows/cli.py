@@ -673,6 +673,105 @@ def serve_cmd(
     run(gw, host, port)
 
 
+@app.command("deploy")
+def deploy_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Job config to deploy.")] = Path(
+        "configs/co2.yaml"
+    ),
+    pool: Annotated[
+        str, typer.Option(help="Process work pool (created if missing).")
+    ] = "seqops-process",
+    as_json: JsonFlag = False,
+) -> None:
+    """Register the retrain (cron from `schedule.cron`), monitor (every `monitor.interval_s`) and
+    rollout deployments with the Prefect server in PREFECT_API_URL.
+
+    Then start a worker: `prefect worker start --pool seqops-process`. Flow runs work in this
+    directory with this MLFLOW_TRACKING_URI / SEQOPS_LEDGER_URL / SEQOPS_PREDLOG_URL.
+    Exit 2: bad config or no PREFECT_API_URL; 3: the Prefect server failed.
+    """
+    from components.errors import SeqopsError
+
+    _setup_logging()
+    try:
+        from components.config import load_config
+
+        load_config(config)
+        _require_prefect_server("seqops deploy")
+        from flows.deploy import deploy
+
+        with contextlib.redirect_stdout(sys.stderr):
+            out = deploy(str(config), pool=pool)
+    except SeqopsError as exc:
+        _fail(exc, as_json)
+        return
+    except Exception as exc:  # the Prefect server refused or is unreachable
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit({"status": "deployed", "exit_code": 0, **out})
+    else:
+        for d in out["deployments"]:
+            typer.echo(f"deployed {d['deployment']}: {d['schedule']}")
+        typer.echo(
+            f"work pool {out['work_pool']}{' (created)' if out['work_pool_created'] else ''}; "
+            f"start a worker: prefect worker start --pool {out['work_pool']}"
+        )
+    raise typer.Exit(0)
+
+
+@app.command("monitor")
+def monitor_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Job config.")],
+    history: Annotated[
+        bool, typer.Option("--history", help="Print the recorded checks instead of checking.")
+    ] = False,
+    retrain_deployment: Annotated[
+        str | None, typer.Option(help="Deployment to trigger (default retrain/<model>).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """One drift check of recent data against the champion's training reference (Prefect flow
+    `monitor`); triggers the retrain deployment when drift persists and the cooldown has passed.
+
+    Exit 0 checked (whatever it decided); 2 bad config or data; 3 failure.
+    """
+    from components.errors import SeqopsError
+
+    _setup_logging()
+    try:
+        from components.config import load_config
+
+        job = load_config(config)
+        if history:
+            from registry.ledger import Ledger, resolve_ledger_url
+            from registry.monitor_log import MonitorLog
+
+            rows = MonitorLog(
+                Ledger(resolve_ledger_url(job.promotion.ledger_url, job.state_dir)).engine
+            ).history(job.name)
+            if as_json:
+                _emit({"status": "ok", "exit_code": 0, "model": job.name, "checks": rows})
+            for r in [] if as_json else rows:
+                share = "-" if r["drift_share"] is None else f"{r['drift_share']:.2f}"
+                typer.echo(
+                    f"{r['ts']:%Y-%m-%d %H:%M:%S}  {r['action']:<14} drift {share:<5} {r['reason']}"
+                )
+            raise typer.Exit(0)
+        from flows.monitor import monitor_flow
+
+        with contextlib.redirect_stdout(sys.stderr):
+            out = monitor_flow(str(config), retrain_deployment=retrain_deployment)
+    except SeqopsError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit({"status": "ok", "exit_code": 0, **out})
+    else:
+        typer.echo(f"{out['model']}: {out['action']} ({out['reason']})")
+    raise typer.Exit(0)
+
+
 @app.command("rollout")
 def rollout_cmd(
     model: Annotated[str, typer.Argument(help="Registered model name.")],
