@@ -90,7 +90,9 @@ def deploy(
             kwargs["schedules"] = spec["schedules"]
         if spec.get("interval"):
             kwargs["interval"] = spec["interval"]
-        dep_id = remote.deploy(  # type: ignore[union-attr]
+        # to_deployment + apply, not Flow.deploy: deploy's worker check sends a request the
+        # server of the same Prefect release refuses (limit=None on workers/filter, 3.8.8)
+        deployment = remote.to_deployment(  # type: ignore[union-attr]
             name=job.name,
             work_pool_name=pool,
             parameters=spec["parameters"],
@@ -98,12 +100,9 @@ def deploy(
             concurrency_limit=spec["concurrency_limit"],
             tags=["seqops", job.name],
             description=f"seqops {spec['flow']} of {job.name} ({cfg})",
-            build=False,
-            push=False,
-            print_next_steps=False,
-            ignore_warnings=True,
             **kwargs,
         )
+        dep_id = deployment.apply(work_pool_name=pool)  # type: ignore[union-attr]
         schedule = (
             f"cron {job.schedule.cron} ({job.schedule.timezone})"
             if spec["flow"] == "retrain" and job.schedule.cron
