@@ -46,6 +46,7 @@ bench: install
 	$(PY) bench/train_throughput.py
 	$(PY) bench/validation_drift_1m.py
 	$(PY) bench/retrain_e2e.py
+	$(PY) bench/promote_rollback.py
 
 clean:
 	rm -rf .seqops reports .pytest_cache

@@ -1,5 +1,5 @@
 """``python -m flows`` runs the seqops CLI (same as the ``seqops`` console script)."""
 
-from flows.cli import app
+from flows.cli import main
 
-app(prog_name="seqops")
+main()

@@ -99,8 +99,13 @@ def _project(client, model: str, want: dict[str, str], *, crash_prefix: str = ""
 
 
 def _tag_roles(client, model: str, want: dict[str, str]) -> None:
+    """``seqops.role`` on the champion and previous champion; written only where it differs (a
+    read is one call, a write in MLflow 3 is two)."""
     for alias, version in want.items():
-        if alias in ("champion", "previous-champion"):
+        if (
+            alias in ("champion", "previous-champion")
+            and client.get_model_version(model, version).tags.get("seqops.role") != alias
+        ):
             client.set_model_version_tag(model, version, "seqops.role", alias)
 
 
