@@ -184,7 +184,11 @@ def retrain_flow(config_path: str, trigger: str = "manual") -> dict[str, Any]:
     timings["imports"] = round(steps.warm_imports(), 3)
     t = time.perf_counter()
 
-    frame, digest, contract = load_and_validate_task(job, base_dir, report_dir / "validation")
+    try:
+        frame, digest, contract = load_and_validate_task(job, base_dir, report_dir / "validation")
+    except SeqopsError as exc:  # an alert for whoever watches the deployment; nothing registered
+        _alert(job, trigger, exc)
+        raise
     t = _timed(timings, "validation", t)
     prep = prepare_task(job, frame)
     t = _timed(timings, "prepare", t)
@@ -405,6 +409,24 @@ def retrain_flow(config_path: str, trigger: str = "manual") -> dict[str, Any]:
         log.warning("could not create the Prefect markdown artifact: %s", exc)
     mlflow.set_tracking_uri(uri)
     return outcome
+
+
+def _alert(job: JobConfig, trigger: str, exc: SeqopsError) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    lines = [f"## ALERT: retrain of {job.name} refused its data ({exc.kind})", "",
+             f"Trigger: {trigger}. Nothing was registered; this run does not count as a retrain for "
+             "the drift monitor's cooldown.", "", f"{exc}"]  # fmt: skip
+    lines += [f"- {f}" for f in getattr(exc, "failures", []) or []]
+    lines += [f"- {k}: {v}" for k, v in (getattr(exc, "report_paths", {}) or {}).items()]
+    try:
+        create_markdown_artifact(
+            key=f"alert-{_slug(job.name)}",
+            markdown="\n".join(lines),
+            description="data contract failed",
+        )
+    except Exception as e:  # noqa: BLE001  the alert is best effort; the error itself propagates
+        log.warning("could not create the alert artifact: %s", e)
 
 
 def _slug(name: str) -> str:

@@ -85,12 +85,16 @@ def log_run(p: RunPayload) -> tuple[str, str]:
     from mlflow.models import infer_signature
 
     import components.layers as layers_mod
+    from registry.tracking import owner_tags
 
-    with warnings.catch_warnings(), mlflow.start_run(run_name=p.run_name) as run:
+    with warnings.catch_warnings(), mlflow.start_run(run_name=p.run_name, tags=owner_tags()) as run:
         # MLflow warns about input examples/type hints we deliberately omit (3-D input examples
         # break log_model, see STACK.md; the explicit signature validates inputs instead).
         warnings.simplefilter("ignore", UserWarning)
         mlflow.log_params({k: str(v)[:500] for k, v in p.params.items()})
+        from registry.promotion import crash_point
+
+        crash_point("during_log_run")  # the crash tests kill the process here
         mlflow.log_metrics(
             {k: float(v) for k, v in p.metrics.items() if v is not None and np.isfinite(v)}
         )

@@ -53,9 +53,47 @@ def configure(job: JobConfig) -> str:
         except Exception:  # created concurrently by another run
             if mlflow.get_experiment_by_name(name) is None:
                 raise
-    mlflow.set_experiment(name)
+    exp_id = mlflow.set_experiment(name).experiment_id
+    reap_stale_runs(mlflow.MlflowClient(tracking_uri=uri), exp_id)
     log.debug("mlflow tracking uri %s experiment %s", uri, name)
     return uri
+
+
+def owner_tags() -> dict[str, str]:
+    """Who is writing a run: host and process, so a later process can tell a dead writer's run."""
+    import socket
+
+    return {"seqops.host": socket.gethostname(), "seqops.pid": str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, someone else's
+        return True
+    return True
+
+
+def reap_stale_runs(client, experiment_id: str) -> list[str]:
+    """Mark FAILED the RUNNING runs whose writer is gone: a worker killed mid-retrain leaves its
+    run RUNNING (and registers nothing: the version is created in one step at the very end).
+    Only runs written on this host with a dead pid are touched; others may still be alive."""
+    import socket
+
+    host = socket.gethostname()
+    reaped = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        pid = tags.get("seqops.pid")
+        if tags.get("seqops.host") != host or not (pid and pid.isdigit()) or _alive(int(pid)):
+            continue
+        client.set_tag(run.info.run_id, "seqops.reaped", f"writer pid {pid} on {host} is gone")
+        client.set_terminated(run.info.run_id, status="FAILED")
+        reaped.append(run.info.run_id)
+        log.warning("marked run %s FAILED: its writer (pid %s) died mid-run", run.info.run_id, pid)
+    return reaped
 
 
 _URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
