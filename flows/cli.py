@@ -534,6 +534,10 @@ def _read(fn, as_json: bool, state_dir: Path, ledger_url: str | None) -> dict[st
     except SeqopsError as exc:
         _fail(exc, as_json)
         return None
+    except Exception as exc:  # MLflow or the ledger failing: exit 3, never a traceback
+        logging.getLogger("seqops").debug("read command failed", exc_info=True)
+        _fail(exc, as_json)
+        return None
     if as_json:
         _emit({"status": "ok", "exit_code": 0, **payload})
         return None
@@ -650,7 +654,6 @@ def serve_cmd(
     POST /predict, POST /actuals, GET /metrics (Prometheus), /healthz, /readyz. Follows alias
     moves in the ledger (polling). Exit 2: unknown model, no champion, bad config.
     """
-    from components.errors import SeqopsError
 
     _setup_logging(verbose)
     try:
@@ -664,7 +667,7 @@ def serve_cmd(
         gw = build_gateway(
             model, cfg=cfg, state_dir=state_dir, ledger_url=ledger_url, predlog_url=predlog_url
         )
-    except SeqopsError as exc:
+    except Exception as exc:  # SeqopsError: its code; MLflow or a database down: 3
         _fail(exc, False)
         return
     typer.echo(
@@ -736,7 +739,6 @@ def monitor_cmd(
 
     Exit 0 checked (whatever it decided); 2 bad config or data; 3 failure.
     """
-    from components.errors import SeqopsError
 
     _setup_logging()
     try:
@@ -748,7 +750,7 @@ def monitor_cmd(
             from registry.monitor_log import MonitorLog
 
             rows = MonitorLog(
-                Ledger(resolve_ledger_url(job.promotion.ledger_url, job.state_dir)).engine
+                Ledger(resolve_ledger_url(None, job.state_dir, job.promotion.ledger_url)).engine
             ).history(job.name)
             if as_json:
                 _emit({"status": "ok", "exit_code": 0, "model": job.name, "checks": rows})
@@ -762,7 +764,9 @@ def monitor_cmd(
 
         with contextlib.redirect_stdout(sys.stderr):
             out = monitor_flow(str(config), retrain_deployment=retrain_deployment)
-    except SeqopsError as exc:
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # SeqopsError: its code; anything else (MLflow down...): 3
         _fail(exc, as_json)
         return
     if as_json:

@@ -48,9 +48,14 @@ def deploy(
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
+    from flows.steps import write_absolute_config
+
     job = load_config(config_path)
-    cfg = str(Path(config_path).resolve())
     wd = str(Path(working_dir or os.getcwd()).resolve())
+    # flow runs start in the code directory (the deployment's pull step), not here: give them a
+    # copy of the config whose data path and state directory are absolute
+    cfg = str(write_absolute_config(job, Path(config_path).resolve().parent,
+                                    Path(job.state_dir).resolve() / "deployed" / f"{job.name}.yaml"))  # fmt: skip
     env = {k: os.environ[k] for k in _ENV_PASSED if os.environ.get(k)}
     job_variables = {"working_dir": wd, "env": env}
     created_pool = ensure_pool(pool)

@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
@@ -26,21 +25,14 @@ _SEVERITY = {0: 0, 1: 1, 2: 2, 3: 3}
 def model_configs(config_path: str) -> tuple[list[tuple[JobConfig, Path]], DaskConfig]:
     """Resolve every model to a standalone config file (absolute data path and state dir), so a
     Dask worker with another working directory reads the same data and writes the same store."""
-    from components.data import resolve_path
+    from flows.steps import write_absolute_config
 
     jobs, dask = load_many(config_path)
     base = Path(config_path).resolve().parent
     out = []
     for job in jobs:
-        state = Path(job.state_dir).resolve()
-        data = resolve_path(job.data.path, base).resolve()
-        raw = job.model_dump(mode="json")
-        raw["data"]["path"] = str(data)
-        raw["state_dir"] = str(state)
-        path = state / "many" / f"{job.name}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(raw, sort_keys=False))
-        out.append((job, path))
+        dest = Path(job.state_dir).resolve() / "many" / f"{job.name}.yaml"
+        out.append((job, write_absolute_config(job, base, dest)))
     return out, dask
 
 

@@ -3,7 +3,7 @@
 Drift is measured by the same component as the retrain (Evidently, against the reference logged
 with the champion). Drift must persist over ``monitor.consecutive`` checks and the cooldown must
 have passed before the flow triggers the retrain deployment (``run_deployment``); every check,
-trigger and suppression is recorded with its reason (``seqops monitor-history``)."""
+trigger and suppression is recorded with its reason (``seqops monitor --history``)."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def monitor_flow(config_path: str, retrain_deployment: str | None = None) -> dic
     uri = resolve_tracking_uri(job)
     _set_mlflow_uris(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    ledger = Ledger(resolve_ledger_url(job.promotion.ledger_url, job.state_dir))
+    ledger = Ledger(resolve_ledger_url(None, job.state_dir, job.promotion.ledger_url))
     mlog = MonitorLog(ledger.engine)
     deployment = retrain_deployment or f"retrain/{job.name}"
     now = datetime.now(UTC)

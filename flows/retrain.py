@@ -117,7 +117,7 @@ def register_task(
     from registry.registration import register_version
 
     client = MlflowClient()
-    ledger = Ledger(resolve_ledger_url(job.promotion.ledger_url, job.state_dir))
+    ledger = Ledger(resolve_ledger_url(None, job.state_dir, job.promotion.ledger_url))
     had_champion = get_alias_version(client, job.name, "champion") is not None
     version = register_version(
         client,

@@ -88,7 +88,7 @@ def rollout_flow(
         )
     client, ledger, uri = open_registry(state_dir, ledger_url)
     version = str(resolve_version(client, model, version).version)
-    plog = PredictionLog(resolve_predlog_url(predlog_url or job.serving.predlog_url, state_dir))
+    plog = PredictionLog(resolve_predlog_url(predlog_url, state_dir, job.serving.predlog_url))
     aliases, traffic, _ = ledger.serving_state(model)
     champion = aliases.get("champion")
     if champion is None:
@@ -128,7 +128,7 @@ def rollout_flow(
                     return done(out.status, out.exit_code, out.reasons)
             if st.step == "canary":
                 set_canary_share(ledger, model, version=version, share=float(st.share or 0),
-                                 reasons=[f"rollout step {i + 1}: canary {label}"])  # fmt: skip
+                                 reasons=[f"rollout step {i + 1}: {label}"])  # fmt: skip
         if st.step == "champion":
             evidence = {"rollout_steps": trail}
             try:

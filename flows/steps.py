@@ -244,3 +244,20 @@ def drift_step(
             n=job.drift.sample_size, random_state=job.training.seed
         )
     return summary, new_reference
+
+
+def write_absolute_config(job: JobConfig, base_dir: Path, dest: Path) -> Path:
+    """The job as a standalone YAML file with an absolute data path and state directory, for a
+    process that runs elsewhere (a Dask worker, a deployment's flow run in the code directory)."""
+    import yaml
+
+    from components.data import resolve_path
+
+    raw = job.model_dump(mode="json")
+    raw["data"]["path"] = str(resolve_path(job.data.path, base_dir).resolve())
+    if job.monitor.data_path:
+        raw["monitor"]["data_path"] = str(resolve_path(job.monitor.data_path, base_dir).resolve())
+    raw["state_dir"] = str(Path(job.state_dir).resolve())
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return dest

@@ -109,9 +109,12 @@ def default_ledger_url(state_dir: str | Path = ".seqops") -> str:
     return f"sqlite:///{(Path(state_dir) / 'ledger.db').resolve()}"
 
 
-def resolve_ledger_url(url: str | None = None, state_dir: str | Path = ".seqops") -> str:
-    """Explicit URL, then SEQOPS_LEDGER_URL, then SQLite beside the embedded MLflow store."""
-    raw = url or os.environ.get("SEQOPS_LEDGER_URL") or default_ledger_url(state_dir)
+def resolve_ledger_url(
+    url: str | None = None, state_dir: str | Path = ".seqops", config_url: str | None = None
+) -> str:
+    """An explicit URL (--ledger-url), then SEQOPS_LEDGER_URL, then the config's
+    ``promotion.ledger_url``, then SQLite beside the embedded MLflow store."""
+    raw = url or os.environ.get("SEQOPS_LEDGER_URL") or config_url or default_ledger_url(state_dir)
     if raw.startswith("postgresql://"):  # SQLAlchemy's default PostgreSQL driver is psycopg 3 here
         raw = "postgresql+psycopg://" + raw.removeprefix("postgresql://")
     return raw

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from components.errors import BadInputError, ConflictError
+from components.errors import BadInputError, ConflictError, RunFailedError
 from registry.aliases import ALIASES
 from registry.ledger import Entry, Ledger
 
@@ -446,7 +446,11 @@ def ensure_model(client, model: str):
 
     try:
         return client.get_registered_model(model)
-    except MlflowException:
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":  # MLflow down, auth refused: not bad input
+            raise RunFailedError(
+                f"MLflow registry failed reading model {model!r}: {exc.message}"
+            ) from None
         raise BadInputError(f"unknown model {model!r}: no registered model of that name") from None
 
 

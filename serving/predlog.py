@@ -72,10 +72,16 @@ def default_predlog_url(state_dir: str | Path = ".seqops") -> str:
     return f"sqlite:///{(Path(state_dir) / 'predictions.db').resolve()}"
 
 
-def resolve_predlog_url(url: str | None, state_dir: str | Path = ".seqops") -> str:
+def resolve_predlog_url(
+    url: str | None, state_dir: str | Path = ".seqops", config_url: str | None = None
+) -> str:
+    """An explicit URL (--predlog-url), then SEQOPS_PREDLOG_URL, then ``serving.predlog_url``,
+    then SQLite in the state directory."""
     import os
 
-    raw = url or os.environ.get("SEQOPS_PREDLOG_URL") or default_predlog_url(state_dir)
+    raw = (
+        url or os.environ.get("SEQOPS_PREDLOG_URL") or config_url or default_predlog_url(state_dir)
+    )
     if raw.startswith("postgresql://"):
         raw = "postgresql+psycopg://" + raw.removeprefix("postgresql://")
     return raw
@@ -161,12 +167,14 @@ class PredictionLog:
     """Group-committing writer plus the reads the rollout analysis needs."""
 
     def __init__(self, url: str, *, max_batch: int = 512):
-        self.url = url
         self.engine = _engine(url)
+        self.url = self.engine.url.render_as_string(hide_password=True)
         try:
             metadata.create_all(self.engine)
         except Exception as exc:
-            raise RunFailedError(f"prediction log database unreachable ({url}): {exc}") from None
+            raise RunFailedError(
+                f"prediction log database unreachable ({self.url}): {exc}"
+            ) from None
         self._insert = _insert_ignore(self.engine)
         self._max_batch = max_batch
         self._q: queue.Queue[tuple[list[dict[str, Any]], Future[None]] | None] = queue.Queue()

@@ -32,7 +32,7 @@ def build_gateway(
         raise BadInputError(
             f"model {model!r} has no champion to serve; promote one first (seqops promote)"
         )
-    plog = PredictionLog(resolve_predlog_url(predlog_url or cfg.predlog_url, state_dir))
+    plog = PredictionLog(resolve_predlog_url(predlog_url, state_dir, cfg.predlog_url))
     log.info(
         "gateway for %s: MLflow %s, ledger %s, prediction log %s",
         model,
