@@ -47,6 +47,7 @@ bench: install
 	$(PY) bench/validation_drift_1m.py
 	$(PY) bench/retrain_e2e.py
 	$(PY) bench/promote_rollback.py
+	$(PY) bench/gateway.py
 
 clean:
 	rm -rf .seqops reports .pytest_cache

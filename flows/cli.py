@@ -388,6 +388,9 @@ def promote_cmd(
     3 failure; 4 conflict.
     """
 
+    if wait_for_approval:
+        import flows.promote  # noqa: F401  Prefect reconfigures logging on import: before ours
+
     def run():
         from registry.promote import promote
 
@@ -739,7 +742,8 @@ def monitor_cmd(
 
     Exit 0 checked (whatever it decided); 2 bad config or data; 3 failure.
     """
-
+    if not history:
+        import flows.monitor  # noqa: F401  Prefect reconfigures logging on import: before ours
     _setup_logging()
     try:
         from components.config import load_config
@@ -807,6 +811,8 @@ def rollout_cmd(
     Exit 0 promoted (and baked); 1 a step failed, timed out, or the bake rolled back; 2 bad input;
     3 failure; 4 the champion moved during the rollout.
     """
+
+    import flows.rollout  # noqa: F401  Prefect reconfigures logging on import: before ours
 
     def run():
         from flows.rollout import rollout_flow

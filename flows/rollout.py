@@ -152,8 +152,11 @@ def rollout_flow(
         cand, base = version, champion
         deadline = time.monotonic() + st.max_minutes * 60
         inconclusive = 0
+        next_at = time.monotonic()
         while True:
-            time.sleep(rcfg.analysis_interval_s)
+            # a fixed schedule: an analysis every interval, however long the analysis takes
+            next_at += rcfg.analysis_interval_s
+            time.sleep(max(0.0, next_at - time.monotonic()))
             res = analyse_task(plog, model, st.step, cand, base, since, freq, job, st.min_labelled,
                                started)  # fmt: skip
             log.info("%s: %s — %s", label, res.outcome, "; ".join(res.reasons))

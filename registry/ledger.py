@@ -273,6 +273,12 @@ class Ledger:
 
         try:
             with self.engine.connect() as c:
+                # the last id first: a move committed between these reads then shows up as a
+                # newer id at the next poll (read the other way round, a gateway could pair old
+                # aliases with the new id and never look again)
+                last = c.execute(
+                    select(func.max(ledger_table.c.id)).where(ledger_table.c.model == model)
+                ).scalar()
                 al = dict(
                     c.execute(
                         select(aliases_table.c.alias, aliases_table.c.version).where(
@@ -287,9 +293,6 @@ class Ledger:
                         traffic_table.c.model == model
                     )
                 ).first()
-                last = c.execute(
-                    select(func.max(ledger_table.c.id)).where(ledger_table.c.model == model)
-                ).scalar()
         except SQLAlchemyError as exc:
             raise RunFailedError(f"ledger database unreachable ({self.safe_url}): {exc}") from None
         return al, (str(tr[0]), float(tr[1])) if tr else None, int(last or 0)

@@ -187,6 +187,12 @@ def create_app(gw: Gateway) -> Starlette:
     @asynccontextmanager
     async def lifespan(app):
         await gw.start()
+        import gc
+
+        # the models, TensorFlow and MLflow are loaded: move them out of the collector's way,
+        # or full collections of that heap stall requests for ~300 ms under load
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -208,6 +208,14 @@ class Gateway:
                 await loop.run_in_executor(self.load_pool, self.refresh)
             except Exception as exc:  # the ledger is down: keep serving what we have
                 log.error("ledger poll failed: %s", exc)
+            self._prune_batchers()
+
+    def _prune_batchers(self) -> None:
+        """Drop the batchers of versions no longer served, once they have nothing queued."""
+        for v, b in list(self._batchers.items()):
+            if v not in self._cache and b.q.empty():
+                b.task.cancel()
+                del self._batchers[v]
 
     # -- predictions ---------------------------------------------------------------------------
     async def _call(self, m: ServedModel, x: np.ndarray) -> np.ndarray:

@@ -169,16 +169,32 @@ class PredictionLog:
     def __init__(self, url: str, *, max_batch: int = 512):
         self.engine = _engine(url)
         self.url = self.engine.url.render_as_string(hide_password=True)
-        try:
-            metadata.create_all(self.engine)
-        except Exception as exc:
-            raise RunFailedError(
-                f"prediction log database unreachable ({self.url}): {exc}"
-            ) from None
+        self._create_schema()
         self._insert = _insert_ignore(self.engine)
         self._max_batch = max_batch
         self._q: queue.Queue[tuple[list[dict[str, Any]], Future[None]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+
+    def _create_schema(self) -> None:
+        """Create the tables once, even when several processes open a fresh database at once."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    if self.engine.dialect.name == "postgresql":
+                        conn.execute(
+                            text("SELECT pg_advisory_xact_lock(hashtext('seqops:predlog'))")
+                        )
+                    metadata.create_all(conn)
+                return
+            except (OperationalError, ProgrammingError) as exc:
+                if "already exists" in str(exc) and attempt < 4:
+                    continue  # another process created it between our check and our CREATE
+                raise RunFailedError(
+                    f"prediction log database unreachable ({self.url}): {exc}"
+                ) from None
 
     # -- writing -------------------------------------------------------------------------------
     def start(self) -> None:
