@@ -48,6 +48,7 @@ bench: install
 	$(PY) bench/retrain_e2e.py
 	$(PY) bench/promote_rollback.py
 	$(PY) bench/gateway.py
+	$(PY) bench/unattended.py
 
 clean:
 	rm -rf .seqops reports .pytest_cache
