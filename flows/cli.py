@@ -758,6 +758,8 @@ def monitor_cmd(
             ).history(job.name)
             if as_json:
                 _emit({"status": "ok", "exit_code": 0, "model": job.name, "checks": rows})
+            if not as_json and not rows:
+                typer.echo(f"{job.name}: no drift checks recorded yet")
             for r in [] if as_json else rows:
                 share = "-" if r["drift_share"] is None else f"{r['drift_share']:.2f}"
                 typer.echo(
@@ -874,10 +876,10 @@ def replay_cmd(
     if as_json:
         _emit({"status": "ok" if code == 0 else "errors", "exit_code": code, **out})
     else:
-        lat = out["latency_ms"]
+        lat = {k: "-" if v is None else f"{v:.1f}" for k, v in out["latency_ms"].items()}
         typer.echo(
             f"sent {out['sent']} ok {out['ok']} errors {out['errors']} actuals {out['actuals_posted']} "
-            f"({out['achieved_rps']} rps; p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms)"
+            f"({out['achieved_rps']} rps; p50 {lat['p50']} ms, p95 {lat['p95']} ms)"
         )
     raise typer.Exit(code)
 
