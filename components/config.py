@@ -212,7 +212,16 @@ class ServingConfig(_Strict):
     default_canary_share: float = Field(
         0.1, ge=0.0, le=1.0, description="Canary share until the rollout sets one."
     )
-    micro_batch: bool = Field(False, description="Batch concurrent requests into one model call.")
+    micro_batch: bool = Field(
+        False,
+        description="Batch concurrent requests into one model call (throughput); off, each "
+        "window is answered at once on the event loop (latency).",
+    )
+    xla: bool = Field(
+        True,
+        description="Answer single windows through an XLA-compiled function (checked against "
+        "the model at load; the graph function serves when XLA cannot).",
+    )
     max_batch_size: int = Field(64, ge=1, le=4096)
     batch_wait_ms: float = Field(
         2.0, ge=0.0, le=100.0, description="Longest a request waits for a batch to fill."

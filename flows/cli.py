@@ -820,7 +820,7 @@ def rollout_cmd(
         from flows.rollout import rollout_flow
 
         with contextlib.redirect_stdout(sys.stderr):
-            out = rollout_flow(
+            state = rollout_flow(
                 model,
                 version,
                 str(config),
@@ -829,7 +829,11 @@ def rollout_cmd(
                 predlog_url=predlog_url,
                 force=force,
                 reason=reason,
+                return_state=True,
             )
+        out = state.result(raise_on_failure=False)  # the outcome, also when the run Failed
+        if isinstance(out, BaseException):  # bad input or a crash: mapped to its exit code
+            raise out
         return out, out["tracking_uri"]
 
     _decide(run, as_json, summary_md)

@@ -30,9 +30,15 @@ log = logging.getLogger("seqops.rollout")
 def _start_index(
     steps: list[RolloutStep], aliases: dict[str, str], version: str, share: float | None
 ) -> int:
-    """Where a rollout of ``version`` stands, from the ledger's aliases (resume after a restart)."""
+    """Where a rollout of ``version`` stands, from the ledger's aliases (resume after a restart).
+
+    A version that is champion with the previous champion still shadowing it was interrupted in
+    its bake: the bake resumes (against the previous champion). Any other champion is done."""
     kinds = [s.step for s in steps]
     if aliases.get("champion") == version:
+        prev = aliases.get("previous-champion")
+        if "bake" in kinds and prev and aliases.get("shadow") == prev:
+            return kinds.index("bake")
         raise BadInputError(f"v{version} is already the champion; nothing to roll out")
     if aliases.get("canary") == version:
         for i, s in enumerate(steps):
@@ -41,6 +47,15 @@ def _start_index(
     if aliases.get("shadow") == version and "shadow" in kinds:
         return kinds.index("shadow")
     return 0
+
+
+def _champion_since(history: list[dict[str, Any]], version: str) -> datetime | None:
+    """When ``version`` last became champion (the ledger's alias move), for a resumed bake."""
+    for e in reversed(history):
+        if e["kind"] == "alias_set" and e["alias"] == "champion" and e["to_version"] == version:
+            ts = datetime.fromisoformat(e["ts"])
+            return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return None
 
 
 @task(
@@ -71,6 +86,33 @@ def rollout_flow(
     predlog_url: str | None = None,
     force: bool = False,
     reason: str | None = None,
+) -> Any:
+    """The outcome as a dict; a rollout that did not promote (aborted, rolled back, conflict)
+    ends the flow run Failed, with the same dict as its result, so a deployment's run history
+    and automations see it. Callers: ``rollout_flow(..., return_state=True)`` and
+    ``state.result(raise_on_failure=False)``."""
+    from prefect.states import Failed
+
+    out = _rollout(model, version, config_path, state_dir=state_dir, ledger_url=ledger_url,
+                   predlog_url=predlog_url, force=force, reason=reason)  # fmt: skip
+    if out["exit_code"] != 0:
+        why = "; ".join(out["reasons"])
+        return Failed(
+            message=f"rollout of v{out['version']} {out['status']}: {why}"[:1000], data=out
+        )
+    return out
+
+
+def _rollout(
+    model: str,
+    version: str,
+    config_path: str,
+    *,
+    state_dir: str,
+    ledger_url: str | None,
+    predlog_url: str | None,
+    force: bool,
+    reason: str | None,
 ) -> dict[str, Any]:
     from components.errors import ConflictError
     from registry.promote import promote
@@ -99,6 +141,10 @@ def rollout_flow(
     )
     trail: list[dict[str, Any]] = []
     started = datetime.now(UTC)
+    if champion == version:  # interrupted in the bake: judge against the previous champion,
+        champion = aliases["previous-champion"]  # its latency from before the move
+        moved = _champion_since(ledger.history(model), version) or started
+        started = moved - timedelta(hours=1)
 
     def done(status: str, code: int, reasons: list[str]) -> dict[str, Any]:
         after = ledger.aliases(model).get("champion")

@@ -9,6 +9,11 @@ Invariants:
 - an alias move is served only once the new model is loaded and warmed up; until then the old one
   answers (no failed request during the swap);
 - a prediction is acknowledged only after its log row is committed.
+
+Latency path (the default, no micro-batching): the champion's or canary's compiled model is
+called on the event loop and the log row committed there when the log is idle, so a request
+costs no thread hand-off. The micro-batching path trades that for throughput: one executor
+thread runs the batches and the writer thread group-commits the rows.
 """
 
 from __future__ import annotations
@@ -124,7 +129,7 @@ class Gateway:
     # -- model state ---------------------------------------------------------------------------
     def _get(self, version: str) -> ServedModel:
         if version not in self._cache:
-            self._cache[version] = load_served(self.model, version)
+            self._cache[version] = load_served(self.model, version, xla=self.cfg.xla)
         return self._cache[version]
 
     def refresh(self) -> bool:
@@ -226,7 +231,18 @@ class Gateway:
                     m, self.pool, self.cfg.max_batch_size, self.cfg.batch_wait_ms / 1000.0
                 )
             return await b(x)
-        return await asyncio.get_running_loop().run_in_executor(self.pool, m.predict, x)
+        # one window: call the compiled model right here, on the event loop. A hand-off to a
+        # thread costs two wake-ups per request, which measured as most of the gateway's added
+        # latency on 2 cores (bench/results/gateway.md); the call itself is under a millisecond
+        return m.predict(x)
+
+    async def _log(self, rows: list[PredictionRow]) -> None:
+        """Commit the request's rows before it is acknowledged: on this thread when the log is
+        idle (latency), through the writer's group commit when busy or micro-batching
+        (throughput)."""
+        if not self.cfg.micro_batch and self.predlog.write_now(rows):
+            return
+        await asyncio.wrap_future(self.predlog.submit(rows))
 
     async def predict(
         self, series_id: str, request_id: str, x: np.ndarray, window_end: str | None
@@ -265,13 +281,13 @@ class Gateway:
                 rows.append(PredictionRow(**base, version=m.version, role=role, status="error",
                                           latency_ms=ms, error=str(exc)[:500]))  # fmt: skip
                 self.metrics.requests.labels(m.version, role, "error").inc()
-                await asyncio.wrap_future(self.predlog.submit(rows))
+                await self._log(rows)
                 raise
         forecast = [float(v) for v in np.asarray(y).reshape(-1)]
         ms = (time.perf_counter() - t0) * 1000
         rows.append(PredictionRow(**base, version=m.version, role=role, status="ok",
                                   latency_ms=ms, forecasts=forecast))  # fmt: skip
-        await asyncio.wrap_future(self.predlog.submit(rows))
+        await self._log(rows)
         total = time.perf_counter() - t0
         self.metrics.requests.labels(m.version, role, "ok").inc()
         self.metrics.latency.labels(m.version, role).observe(total)

@@ -1,5 +1,15 @@
-"""Models as the gateway serves them: loaded by version from MLflow, called through the pyfunc's
-compiled ``tf.function`` (fixed input signature, no eager per-request overhead), warmed up once."""
+"""Models as the gateway serves them: loaded by version from MLflow, called through compiled
+TensorFlow concrete functions (no eager per-request work, no per-call signature matching),
+checked and warmed up once at load.
+
+- batches (micro-batching) go through a graph function whose batch size is free;
+- one window (the latency path) goes through an XLA-compiled function for a batch of exactly
+  one, used only when its answers match the graph function's at load (else a warning, and the
+  graph function serves everything).
+
+Calling the concrete function instead of the ``tf.function`` skips its Python-side argument
+binding, which on 2 cores measured as more than the LSTM itself (bench/results/gateway.md).
+"""
 
 from __future__ import annotations
 
@@ -22,29 +32,80 @@ class ServedModel:
     horizon: int
     predict: Callable[[np.ndarray], np.ndarray]  # (n, lookback, F) float32 -> (n, horizon)
     load_s: float
+    xla: bool = False  # whether single windows go through the XLA-compiled function
 
 
-def load_served(model: str, version: str) -> ServedModel:
+def _concrete(keras_model, batch: int | None, lookback: int, n_features: int, xla: bool):
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([batch, lookback, n_features], tf.float32)
+    fn = tf.function(lambda x: keras_model(x, training=False), jit_compile=xla)
+    return fn.get_concrete_function(spec)
+
+
+def load_served(model: str, version: str, *, xla: bool = True) -> ServedModel:
     import mlflow
 
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
     t0 = time.perf_counter()
     pyfunc = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
     inner = pyfunc.unwrap_python_model()
+    keras_model = inner.model
     lookback, n_features = int(inner.lookback), int(inner.n_features)
-    horizon = int(inner.model.output_shape[-1])
+    horizon = int(keras_model.output_shape[-1])
+    batched = _concrete(keras_model, None, lookback, n_features, xla=False)
+
+    # check against the pyfunc itself, on a probe that is not all zeros (scaling layers)
+    probe = np.linspace(1.0, 2.0, lookback * n_features, dtype=np.float32)
+    probe = probe.reshape(1, lookback, n_features)
+    want = np.asarray(inner.predict(None, probe))
+    tol = 1e-4 * max(1.0, float(np.abs(want).max()))
+
+    def same(got: np.ndarray) -> bool:
+        return got.shape == want.shape and bool(np.allclose(got, want, rtol=1e-4, atol=tol))
+
+    if not same(batched(probe).numpy()):
+        raise RuntimeError(f"{model} v{version}: the serving function disagrees with the pyfunc")
+    single = batched
+    if xla:
+        try:
+            fast = _concrete(keras_model, 1, lookback, n_features, xla=True)
+            got = fast(probe).numpy()
+            if not same(got):
+                raise ValueError(f"answers differ from the pyfunc's by {np.abs(got - want).max()}")
+            single = fast
+        except Exception as exc:  # noqa: BLE001 - any XLA failure means: serve the graph function
+            log.warning(
+                "%s v%s: XLA not used (%s); serving the graph function", model, version, exc
+            )
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(inner.predict(None, x), dtype=np.float64)
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1:] != (lookback, n_features):
+            raise ValueError(
+                f"expected windows of shape (n, {lookback}, {n_features}), got {x.shape}"
+            )
+        if not np.isfinite(x).all():
+            raise ValueError("windows contain NaN or inf")
+        fn = single if x.shape[0] == 1 else batched
+        return fn(x).numpy().astype(np.float64)
 
-    predict(np.zeros((1, lookback, n_features), np.float32))  # trace the tf.function now
-    m = ServedModel(str(version), lookback, n_features, horizon, predict, time.perf_counter() - t0)
+    m = ServedModel(
+        str(version),
+        lookback,
+        n_features,
+        horizon,
+        predict,
+        time.perf_counter() - t0,
+        xla=single is not batched,
+    )
     log.info(
-        "loaded %s v%s (lookback %d, horizon %d) in %.2f s",
+        "loaded %s v%s (lookback %d, horizon %d, %s) in %.2f s",
         model,
         version,
         lookback,
         horizon,
+        "XLA for one window" if m.xla else "graph function",
         m.load_s,
     )
     return m

@@ -1,8 +1,11 @@
 """The prediction log and the actuals that later join it (SQLite by default, PostgreSQL by URL).
 
-Rows are written by one writer thread in group commits: a request is acknowledged only after
-its row is committed, so a gateway killed at any moment loses no acknowledged prediction, and a
-retried request id is inserted once (``ON CONFLICT DO NOTHING`` on model, request id and role).
+A request is acknowledged only after its row is committed, so a gateway killed at any moment
+loses no acknowledged prediction, and a retried request id is inserted once (``ON CONFLICT DO
+NOTHING`` on model, request id and role). Rows go through one held connection, two ways:
+``write_now`` commits on the caller's thread when nothing else is writing (no thread hand-off:
+the sequential latency path), otherwise ``submit`` queues them for the writer thread, which
+commits whatever has queued up in one transaction (group commit: the throughput path).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from sqlalchemy import (
     event,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from components.errors import RunFailedError
 
@@ -174,6 +177,8 @@ class PredictionLog:
         self._max_batch = max_batch
         self._q: queue.Queue[tuple[list[dict[str, Any]], Future[None]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards the held connection (one writer at a time)
+        self._conn: Connection | None = None
 
     def _create_schema(self) -> None:
         """Create the tables once, even when several processes open a fresh database at once."""
@@ -208,10 +213,56 @@ class PredictionLog:
         self._q.put(([r.to_row() for r in rows], fut))
         return fut
 
+    def write_now(self, rows: list[PredictionRow]) -> bool:
+        """Commit rows on this thread if nothing else is writing or queued; False means busy
+        (nothing written: ``submit`` them instead). Raises when the commit fails."""
+        if not self._q.empty() or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._commit([r.to_row() for r in rows])
+        finally:
+            self._lock.release()
+        return True
+
     def write(self, rows: list[PredictionRow]) -> None:
         """Synchronous write (tests, tools)."""
-        with self.engine.begin() as conn:
-            conn.execute(self._insert, [r.to_row() for r in rows])
+        with self._lock:
+            self._commit([r.to_row() for r in rows])
+
+    def _commit(self, rows: list[dict[str, Any]]) -> None:
+        """Insert and commit on the held connection (lock held). A connection the database
+        dropped is replaced and the batch retried once (a retry cannot duplicate a row)."""
+        from sqlalchemy.exc import DBAPIError
+
+        for attempt in (1, 2):
+            if self._conn is None or self._conn.closed or self._conn.invalidated:
+                self._conn = self.engine.connect()
+            try:
+                self._conn.execute(self._insert, rows)
+                self._conn.commit()
+                return
+            except DBAPIError as exc:
+                self._drop_transaction()
+                if attempt == 1 and exc.connection_invalidated:
+                    log.warning("prediction log connection lost; reconnecting")
+                    continue
+                raise
+            except Exception:
+                self._drop_transaction()
+                raise
+
+    def _drop_transaction(self) -> None:
+        """Roll back after a failed insert; a connection that cannot even do that is dropped."""
+        assert self._conn is not None
+        try:
+            self._conn.rollback()
+        except Exception:
+            self._conn.close()
+            self._conn = None
+        else:
+            if self._conn.invalidated:
+                self._conn.close()
+                self._conn = None
 
     def _run(self) -> None:
         while True:
@@ -231,8 +282,8 @@ class PredictionLog:
                 batch.append(nxt)
             rows = [r for rs, _ in batch for r in rs]
             try:
-                with self.engine.begin() as conn:
-                    conn.execute(self._insert, rows)
+                with self._lock:
+                    self._commit(rows)
             except Exception as exc:  # the requests fail; nothing is acknowledged
                 log.error("prediction log write failed (%d rows): %s", len(rows), exc)
                 for _, fut in batch:
@@ -249,6 +300,10 @@ class PredictionLog:
             self._q.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
         self.engine.dispose()
 
     def add_actuals(self, items: list[tuple[str, str, float]]) -> int:

@@ -66,8 +66,17 @@ async def replay(
     stop: Any = None,
 ) -> dict[str, Any]:
     """Returns counts and client-side latency; ``record`` (if given) collects (request_id,
-    version, role) of every acknowledged (200) request; ``stop`` (a threading.Event) ends early."""
+    version, role) of every acknowledged (200) request; ``stop`` (a threading.Event) ends early.
+
+    The heap is frozen first: a full garbage collection of a large heap (a test or benchmark
+    process that has TensorFlow and MLflow loaded) stalls this loop for ~300 ms, and every
+    request in flight would count that stall as gateway latency."""
+    import gc
+
     import httpx
+
+    gc.collect()
+    gc.freeze()
 
     url = url.rstrip("/")
     counts: Counter[str] = Counter()

@@ -152,3 +152,30 @@ def test_acknowledged_predictions_survive_a_kill_9(served_store, gateway):
     assert set(counts.index) == acked  # none lost
     assert (counts == 1).all()  # none duplicated
     assert gw2.roles() == {"champion": "1"}
+
+
+def test_served_function_matches_the_pyfunc_and_refuses_bad_windows(served_store, monkeypatch):
+    """What the gateway calls (XLA for one window, the graph function for batches) answers as
+    the registered pyfunc does, and refuses what the pyfunc refuses."""
+    import mlflow
+    import numpy as np
+
+    from serving.models import load_served
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", served_store["uri"])
+    served, graph = load_served("tiny", "2"), load_served("tiny", "2", xla=False)
+    assert served.xla and not graph.xla
+    inner = mlflow.pyfunc.load_model("models:/tiny/2").unwrap_python_model()
+    x = np.random.default_rng(0).normal(12.0, 3.0, (5, 14, 1)).astype(np.float32)
+    want = inner.predict(None, x)
+    tol = 1e-4 * float(np.abs(want).max())
+    for i in range(5):  # one window: the XLA function
+        np.testing.assert_allclose(served.predict(x[i : i + 1]), want[i : i + 1], atol=tol)
+    np.testing.assert_allclose(served.predict(x), want, atol=tol)  # a batch: the graph function
+    np.testing.assert_allclose(graph.predict(x[:1]), want[:1], atol=tol)
+    with pytest.raises(ValueError, match=r"shape \(n, 14, 1\)"):
+        served.predict(x[:1, :13])
+    bad = x[:1].copy()
+    bad[0, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        served.predict(bad)

@@ -22,6 +22,23 @@ def _rollout(store, *args: str, config=None):
     )
 
 
+def _last_rollout_run_state():
+    """The newest ``rollout`` flow run's state, from the session's Prefect server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as c:
+        runs = c.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["rollout"])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+            offset=0,
+        )
+    assert runs, "no rollout flow run recorded"
+    return runs[0].state
+
+
 def _since(entries, first_id):
     return [e for e in entries if e["id"] > first_id]
 
@@ -35,6 +52,7 @@ def test_good_candidate_goes_shadow_canary_champion(served_store, gateway):
         code, out, err = _rollout(store, "--version", "challenger")
         gw.wait_roles({"champion": "2"})
     assert code == 0 and out["status"] == "promoted", (out, err[-3000:])
+    assert _last_rollout_run_state().type.value == "COMPLETED"
     assert [s["step"] for s in out["steps"]] == ["shadow", "canary 30%", "champion", "bake"]
     assert t.result is not None and t.result["errors"] == 0
     new = _since(_ledger(store).history("tiny"), start)
@@ -85,6 +103,8 @@ def test_bad_candidate_forced_to_canary_is_aborted(served_store, gateway):
         gw.wait_roles({"champion": "2"})
         time.sleep(1.0)
     assert code == 1 and out["status"] == "aborted", (out, err[-3000:])
+    state = _last_rollout_run_state()  # a deployment's run history shows the abort
+    assert state.type.value == "FAILED" and "aborted" in state.message, state
     assert out["steps"][0]["step"] == "canary 30%"  # resumed at the canary step from the ledger
     assert "significantly worse" in out["reasons"][0]
     assert t.result is not None and t.result["errors"] == 0
@@ -129,6 +149,29 @@ def test_champion_regressing_in_bake_is_rolled_back(served_store, gateway):
     # v1 answered live traffic as champion before the rollback
     df = _predlog(store).frame("tiny")
     assert len(df[(df["role"] == "champion") & (df["version"] == "1") & (df["id"] > 0)]) > 0
+
+
+def test_rollout_interrupted_in_its_bake_resumes_the_bake(served_store, gateway):
+    """The ledger as a rollout killed during its bake leaves it (v1 champion, the previous
+    champion v2 shadowing it): the same rollout re-run judges the bake and rolls back."""
+    store = served_store
+    direct = store["tmp"] / "direct.yaml"  # [champion, bake], written by the test above
+    gw = gateway()
+    assert gw.roles() == {"champion": "2"}
+    for version, to in (("1", "champion"), ("2", "shadow")):
+        code, _, err = in_dir(store["tmp"], "promote", "tiny", "--version", version, "--to", to,
+                              "--force", "--reason", "test: interrupted bake", "--json")  # fmt: skip
+        assert code == 0, err[-2000:]
+    gw.wait_roles({"champion": "1", "shadow": "2"})
+    with Traffic(store, gw.url, rps=40, duration=300) as t:
+        code, out, err = _rollout(store, "--version", "1", "--reason", "resume", config=direct)
+        gw.wait_roles({"champion": "2"})
+    assert code == 1 and out["status"] == "rolled-back", (out, err[-3000:])
+    assert [s["step"] for s in out["steps"]] == ["bake"]  # resumed at the bake
+    assert out["champion_before"] == "2" and out["champion_after"] == "2"
+    assert t.result is not None and t.result["errors"] == 0
+    aliases, _, _ = _ledger(store).serving_state("tiny")
+    assert aliases["champion"] == "2" and "shadow" not in aliases
 
 
 def test_gateway_killed_mid_rollout_resumes_from_the_ledger(served_store, gateway):

@@ -72,6 +72,61 @@ def test_prediction_log_commits_before_ack_and_ignores_retries(plog):
     assert plog.actuals_frame(["a"])["value"].tolist() == [2.5]
 
 
+def test_rollout_resumes_at_the_step_the_ledger_shows():
+    from components.errors import BadInputError
+    from flows.rollout import _start_index
+
+    steps = RolloutConfig().steps  # shadow, canary 10%, canary 50%, champion, bake
+    kinds = [s.step for s in steps]
+    assert _start_index(steps, {"champion": "1"}, "2", None) == 0
+    assert _start_index(steps, {"champion": "1", "shadow": "2"}, "2", None) == 0
+    assert _start_index(steps, {"champion": "1", "canary": "2"}, "2", 0.5) == 2
+    bake = {"champion": "2", "previous-champion": "1", "shadow": "1"}
+    assert _start_index(steps, bake, "2", None) == kinds.index("bake")
+    with pytest.raises(BadInputError, match="already the champion"):  # a finished rollout
+        _start_index(steps, {"champion": "2", "previous-champion": "1"}, "2", None)
+
+
+def test_write_now_commits_on_the_callers_thread_only_when_the_log_is_idle(plog):
+    plog.start()
+    assert plog.write_now([_row("n1", "a", None, "1", "champion", [1.0])])
+    assert plog.count("m") == 1  # committed before write_now returned
+    with plog._lock:  # another writer holds the connection: nothing written, caller must queue
+        assert not plog.write_now([_row("n2", "a", None, "1", "champion", [2.0])])
+    assert plog.count("m") == 1
+    plog.submit([_row("n2", "a", None, "1", "champion", [2.0])]).result(timeout=30)
+    assert plog.write_now([_row("n1", "a", None, "1", "champion", [9.0])])  # a retry: ignored
+    df = plog.frame("m")
+    assert df["request_id"].tolist() == ["n1", "n2"]
+    assert df["forecasts"].tolist() == ["[1.0]", "[2.0]"]
+
+
+@pytest.mark.postgres
+def test_prediction_log_reconnects_when_postgres_drops_its_connection(tmp_path):
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg
+
+    db = f"seqops_plog_{uuid.uuid4().hex[:8]}"
+    admin = "host=127.0.0.1 user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {db}")
+    log = PredictionLog(f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
+    try:
+        assert log.write_now([_row("k1", "a", None, "1", "champion", [1.0])])
+        with psycopg.connect(admin, autocommit=True) as c:  # e.g. a server restart or failover
+            killed = c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (db,),
+            ).fetchall()
+        assert killed and all(ok for (ok,) in killed)
+        assert log.write_now([_row("k2", "a", None, "1", "champion", [2.0])])
+        assert log.frame("m")["request_id"].tolist() == ["k1", "k2"]
+    finally:
+        log.close()
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"DROP DATABASE {db} WITH (FORCE)")
+
+
 def _fill(plog, *, cand_bias, n, role="shadow", errors=0, cand_ms=2.0, seed=0, champ_bias=0.0):
     """n requests over 10 series; the champion (v1) and a candidate (v2) forecast a noisy sine."""
     rng = np.random.default_rng(seed)
