@@ -799,6 +799,13 @@ def rollout_cmd(
         ),
     ] = False,
     reason: Annotated[str | None, typer.Option(help="Why (required with --force).")] = None,
+    approved_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Who approves the champion step, when promotion.require_approval is set "
+            "(recorded on the champion move)."
+        ),
+    ] = None,
     predlog_url: Annotated[
         str | None, typer.Option(help="Prediction log URL (as for seqops serve).")
     ] = None,
@@ -829,6 +836,7 @@ def rollout_cmd(
                 predlog_url=predlog_url,
                 force=force,
                 reason=reason,
+                approved_by=approved_by,
                 return_state=True,
             )
         out = state.result(raise_on_failure=False)  # the outcome, also when the run Failed

@@ -86,6 +86,7 @@ def rollout_flow(
     predlog_url: str | None = None,
     force: bool = False,
     reason: str | None = None,
+    approved_by: str | None = None,
 ) -> Any:
     """The outcome as a dict; a rollout that did not promote (aborted, rolled back, conflict)
     ends the flow run Failed, with the same dict as its result, so a deployment's run history
@@ -94,7 +95,8 @@ def rollout_flow(
     from prefect.states import Failed
 
     out = _rollout(model, version, config_path, state_dir=state_dir, ledger_url=ledger_url,
-                   predlog_url=predlog_url, force=force, reason=reason)  # fmt: skip
+                   predlog_url=predlog_url, force=force, reason=reason,
+                   approved_by=approved_by)  # fmt: skip
     if out["exit_code"] != 0:
         why = "; ".join(out["reasons"])
         return Failed(
@@ -113,6 +115,7 @@ def _rollout(
     predlog_url: str | None,
     force: bool,
     reason: str | None,
+    approved_by: str | None = None,
 ) -> dict[str, Any]:
     from components.errors import ConflictError
     from registry.promote import promote
@@ -139,6 +142,13 @@ def _rollout(
     first = _start_index(
         steps, aliases, version, traffic[1] if traffic and traffic[0] == version else None
     )
+    approver = (approved_by or "").strip() or None
+    champion_ahead = any(s.step == "champion" for s in steps[first:])
+    if job.promotion.require_approval and champion_ahead and not approver:
+        raise BadInputError(
+            f"promotion.require_approval is set for {model!r}: the rollout's champion step "
+            "needs --approved-by NAME (checked before any alias moves)"
+        )
     trail: list[dict[str, Any]] = []
     started = datetime.now(UTC)
     if champion == version:  # interrupted in the bake: judge against the previous champion,
@@ -181,7 +191,7 @@ def _rollout(
                 out = commit_move(client, ledger, model, version=version, to="champion",
                                   expected_champion=champion, gate=evidence, trigger="rollout",
                                   forced=force, reasons=[f"online rollout passed: {', '.join(s['step'] for s in trail)}"],
-                                  approved_by=None)  # fmt: skip
+                                  approved_by=approver)  # fmt: skip
             except ConflictError as exc:
                 trail.append({"step": label, "outcome": "conflict", "reasons": [str(exc)]})
                 abort_candidate(

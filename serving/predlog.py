@@ -132,6 +132,11 @@ def _engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")  # durable across process kills
+            # no checkpoint inside a commit: a request's commit runs on the gateway's event loop,
+            # and a checkpoint of a WAL grown behind a long reader (a rollout's analysis) takes
+            # seconds. The writer thread checkpoints instead (PredictionLog._checkpoint).
+            cur.execute("PRAGMA wal_autocheckpoint=0")
+            cur.execute("PRAGMA journal_size_limit=67108864")  # a WAL reset truncates to 64 MiB
             cur.close()
 
         return engine
@@ -178,6 +183,7 @@ class PredictionLog:
         self._q: queue.Queue[tuple[list[dict[str, Any]], Future[None]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # guards the held connection (one writer at a time)
+        self._last_checkpoint = 0.0
         self._conn: Connection | None = None
 
     def _create_schema(self) -> None:
@@ -204,6 +210,9 @@ class PredictionLog:
     # -- writing -------------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
+            import time
+
+            self._last_checkpoint = time.monotonic()  # the first one a second from now
             self._thread = threading.Thread(target=self._run, name="predlog-writer", daemon=True)
             self._thread.start()
 
@@ -264,9 +273,34 @@ class PredictionLog:
                 self._conn.close()
                 self._conn = None
 
+    def _checkpoint(self) -> None:
+        """Copy the WAL back into the database file (SQLite), at most once a second, on the
+        writer thread. It holds the connection lock meanwhile, so no write of this process
+        lands during it and it can complete (the WAL is then reused instead of growing); a
+        request arriving meanwhile does not wait on the event loop: ``write_now`` finds the lock
+        taken and the row goes to the queue, committed right after."""
+        import time
+
+        now = time.monotonic()
+        if self.engine.dialect.name != "sqlite" or now - self._last_checkpoint < 1.0:
+            return
+        self._last_checkpoint = now
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed or self._conn.invalidated:
+                    self._conn = self.engine.connect()
+                self._conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                self._conn.commit()
+            except Exception as exc:  # a busy database: the next one will do
+                log.debug("prediction log checkpoint skipped: %s", exc)
+
     def _run(self) -> None:
         while True:
-            item = self._q.get()
+            self._checkpoint()
+            try:
+                item = self._q.get(timeout=1.0)
+            except queue.Empty:
+                continue
             if item is None:
                 return
             batch = [item]

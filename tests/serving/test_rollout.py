@@ -45,11 +45,20 @@ def _since(entries, first_id):
 
 def test_good_candidate_goes_shadow_canary_champion(served_store, gateway):
     store = served_store
+    cfg = yaml.safe_load(store["good"].read_text())
+    cfg["promotion"] = {"require_approval": True}
+    approval = write_yaml(store["tmp"] / "approval.yaml", cfg)
     gw = gateway()
     assert gw.roles() == {"champion": "1"}
     start = _ledger(store).history("tiny")[-1]["id"]
+    # promotion.require_approval: refused before any alias moves without an approver
+    code, out, err = _rollout(store, "--version", "challenger", config=approval)
+    assert code == 2 and "--approved-by" in err, (out, err[-2000:])
+    assert _ledger(store).history("tiny")[-1]["id"] == start
     with Traffic(store, gw.url, rps=40, duration=300) as t:
-        code, out, err = _rollout(store, "--version", "challenger")
+        code, out, err = _rollout(
+            store, "--version", "challenger", "--approved-by", "carol", config=approval
+        )
         gw.wait_roles({"champion": "2"})
     assert code == 0 and out["status"] == "promoted", (out, err[-3000:])
     assert _last_rollout_run_state().type.value == "COMPLETED"
@@ -77,6 +86,7 @@ def test_good_candidate_goes_shadow_canary_champion(served_store, gateway):
     assert (
         move["trigger"] == "rollout" and move["from_version"] == "1" and move["to_version"] == "2"
     )
+    assert move["approved_by"] == "carol"
     # canary routing is sticky: during the canary step no series was answered by both versions
     df = _predlog(store).frame("tiny")
     canary = df[df["role"] == "canary"]

@@ -88,17 +88,40 @@ def test_rollout_resumes_at_the_step_the_ledger_shows():
 
 
 def test_write_now_commits_on_the_callers_thread_only_when_the_log_is_idle(plog):
-    plog.start()
     assert plog.write_now([_row("n1", "a", None, "1", "champion", [1.0])])
     assert plog.count("m") == 1  # committed before write_now returned
     with plog._lock:  # another writer holds the connection: nothing written, caller must queue
         assert not plog.write_now([_row("n2", "a", None, "1", "champion", [2.0])])
     assert plog.count("m") == 1
+    plog.start()
     plog.submit([_row("n2", "a", None, "1", "champion", [2.0])]).result(timeout=30)
-    assert plog.write_now([_row("n1", "a", None, "1", "champion", [9.0])])  # a retry: ignored
+    retry = [_row("n1", "a", None, "1", "champion", [9.0])]  # a retried request: ignored
+    plog.write_now(retry) or plog.submit(retry).result(timeout=30)
     df = plog.frame("m")
     assert df["request_id"].tolist() == ["n1", "n2"]
     assert df["forecasts"].tolist() == ["[1.0]", "[2.0]"]
+
+
+def test_sqlite_checkpoints_run_on_the_writer_thread_not_in_a_requests_commit(tmp_path):
+    """A request's commit (write_now, on the gateway's event loop) never copies the WAL into
+    the database file; the writer thread does, about once a second."""
+    import time
+
+    path = tmp_path / "p.db"
+    log = PredictionLog(f"sqlite:///{path}")
+    try:
+        size0 = path.stat().st_size
+        for i in range(3000):  # ~12 MB of WAL: past SQLite's default autocheckpoint (4 MB)
+            assert log.write_now([_row(f"c{i}", "a", None, "1", "champion", [1.0])])
+        assert path.stat().st_size == size0  # no checkpoint happened inside those commits
+        log.start()
+        deadline = time.monotonic() + 10
+        while path.stat().st_size == size0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert path.stat().st_size > size0  # the writer thread checkpointed
+        assert log.count("m") == 3000
+    finally:
+        log.close()
 
 
 @pytest.mark.postgres
