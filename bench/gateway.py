@@ -8,9 +8,8 @@ epoch, 4 units), v2 good (30 epochs, 16 units), v3 middling (3 epochs, 8 units);
 (``python -m flows serve tiny --port P --config bench.yaml``, cwd = the store, MLFLOW_TRACKING_URI
 set), as the tests start them; the client is this process.
 
-1. Latency of one window, sequential (one request at a time, keep-alive stdlib
-   ``http.client.HTTPConnection``, body pre-encoded; an ``httpx.Client`` alongside for
-   comparison), against a direct call of the same compiled function in this process
+1. Latency of one window, sequential (one request at a time on a keep-alive raw socket, body
+   pre-encoded; stdlib ``http.client`` and an ``httpx.Client`` alongside for comparison), against a direct call of the same compiled function in this process
    (``serving.models.load_served('tiny', '2').predict``), in alternating blocks. Breakdown: the
    gateway's own ``latency_ms`` (model call + prediction-log commit), a ``GET /healthz`` round
    trip (HTTP floor), the direct call after 1 ms of idle (a woken process), the log commit on the
@@ -398,6 +397,7 @@ def latency_round(lat: dict[str, Any], when: str) -> dict[str, Any]:
         "direct": lat["direct"],
         "added_ms": lat["added_ms"],
         "added_ms_httpx": lat["added_ms_httpx"],
+        "added_ms_stdlib": lat["added_ms_stdlib"],
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -432,6 +432,55 @@ def body_bytes(item, rid: str) -> bytes:
     ).encode()
 
 
+class RawHTTP:
+    """The leanest HTTP/1.1 client: one keep-alive socket (TCP_NODELAY), requests written as bytes,
+    the response read up to its Content-Length. What it measures is the gateway's time, not a
+    client library's header parsing (http.client parses headers with the email package)."""
+
+    def __init__(self, port: int):
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.head = b"host: 127.0.0.1\r\n"
+
+    def _send(self, req: bytes) -> bytes:
+        self.sock.sendall(req)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise SystemExit("gateway closed the connection")
+            buf += chunk
+        head, _, body = buf.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"gateway answered {head[:200]!r}")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        while len(body) < length:
+            body += self.sock.recv(65536)
+        return body
+
+    def post(self, path: str, body: bytes) -> bytes:
+        return self._send(
+            f"POST {path} HTTP/1.1\r\n".encode()
+            + self.head
+            + b"content-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+
+    def get(self, path: str) -> bytes:
+        return self._send(f"GET {path} HTTP/1.1\r\n".encode() + self.head + b"\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 # ------------------------------------------------------------------------------------ part 1
 
 
@@ -457,22 +506,28 @@ def part_latency(gw: Gateway, gw_mb: Gateway | None, items, n: int, blocks: int)
     quiet_gc()
     per_block = n // blocks
     keys = ["http", "server", "direct", "direct_graph", "pyfunc", "direct_after_1ms_idle"]
-    keys += ["http_httpx", "healthz", "healthz_httpx"]
+    keys += ["http_stdlib", "http_httpx", "healthz", "healthz_stdlib", "healthz_httpx"]
     res: dict[str, list[float]] = {k: [] for k in keys}
     b0, c0, s0, t_part = box_busy_s(), gw.cpu_s(), self_cpu_s(), time.perf_counter()
     versions: Counter[str] = Counter()
     hdr = {"content-type": "application/json"}
     conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    raw = RawHTTP(gw.port)
 
-    def post(body: bytes) -> dict:
+    def post(body: bytes) -> dict:  # the main client: bytes on a socket, nothing parsed but
+        return json.loads(raw.post("/predict", body))  # the status line and Content-Length
+
+    def post_stdlib(body: bytes) -> None:
         conn.request("POST", "/predict", body=body, headers=hdr)
         r = conn.getresponse()
-        raw = r.read()
         if r.status != 200:
-            raise SystemExit(f"predict {r.status}: {raw[:500]!r}")
-        return json.loads(raw)
+            raise SystemExit(f"predict {r.status}: {r.read()[:500]!r}")
+        json.loads(r.read())
 
     def healthz() -> None:
+        raw.get("/healthz")
+
+    def healthz_stdlib() -> None:
         conn.request("GET", "/healthz")
         conn.getresponse().read()
 
@@ -485,10 +540,12 @@ def part_latency(gw: Gateway, gw_mb: Gateway | None, items, n: int, blocks: int)
     with httpx.Client(base_url=gw.url, timeout=10) as c:
         for i in range(300):  # warm-up: connections, every path, caches
             post(body_bytes(items[i % len(items)], f"w{i}"))
+            post_stdlib(body_bytes(items[i % len(items)], f"ws{i}"))
             c.post("/predict", content=body_bytes(items[i % len(items)], f"wx{i}"), headers=hdr)
             for f in (model.predict, graph.predict, pyfunc):
                 f(xs[i % len(xs)])
             healthz()
+            healthz_stdlib()
             c.get("/healthz")
         k = 0
         for b in range(blocks):
@@ -506,7 +563,10 @@ def part_latency(gw: Gateway, gw_mb: Gateway | None, items, n: int, blocks: int)
             for _ in range(per_block // 2):
                 body = body_bytes(items[k % len(items)], f"latx{b}-{k}")
                 timed("http_httpx", lambda body=body: c.post("/predict", content=body, headers=hdr))
+                body = body_bytes(items[k % len(items)], f"lats{b}-{k}")
+                timed("http_stdlib", post_stdlib, body)
                 timed("healthz", healthz)
+                timed("healthz_stdlib", healthz_stdlib)
                 timed("healthz_httpx", lambda: c.get("/healthz"))
                 k += 1
             for _ in range(per_block // 2):  # the model alone, after an idle gap like a server's
@@ -514,6 +574,7 @@ def part_latency(gw: Gateway, gw_mb: Gateway | None, items, n: int, blocks: int)
                 timed("direct_after_1ms_idle", model.predict, xs[k % len(xs)])
                 k += 1
     conn.close()
+    raw.close()
     wall = time.perf_counter() - t_part
     srv, cli = gw.cpu_s() - c0, self_cpu_s() - s0
     cpu_pct = {
@@ -563,7 +624,7 @@ def part_latency(gw: Gateway, gw_mb: Gateway | None, items, n: int, blocks: int)
     out: dict[str, Any] = {
         "requests_per_path": len(res["http"]),
         "blocks": blocks,
-        "client": "http.client.HTTPConnection (keep-alive); httpx.Client rows for comparison",
+        "client": "RawHTTP (keep-alive socket); http.client and httpx.Client rows for comparison",
         "direct_function": f"load_served: xla={model.xla}",
         **{k: pct(v) for k, v in res.items()},
         "server_latency_ms": pct(res["server"]),
@@ -592,10 +653,14 @@ def part_latency(gw: Gateway, gw_mb: Gateway | None, items, n: int, blocks: int)
     out["added_ms_httpx"] = {
         q: out["http_httpx"][q] - out["direct"][q] for q in ("p50", "p95", "p99")
     }
+    out["added_ms_stdlib"] = {
+        q: out["http_stdlib"][q] - out["direct"][q] for q in ("p50", "p95", "p99")
+    }
     print(
         f"  http p50 {out['http']['p50']:.2f} p95 {out['http']['p95']:.2f} ms | direct p50 "
         f"{out['direct']['p50']:.2f} p95 {out['direct']['p95']:.2f} ms | added p95 "
-        f"{out['added_ms']['p95']:.2f} ms (httpx client: {out['added_ms_httpx']['p95']:.2f} ms)",
+        f"{out['added_ms']['p95']:.2f} ms (http.client: {out['added_ms_stdlib']['p95']:.2f}, httpx: "
+        f"{out['added_ms_httpx']['p95']:.2f} ms)",
         flush=True,
     )
     return out
@@ -1308,7 +1373,7 @@ def report(machine: dict, data: dict, quick: bool) -> None:
     )
     rows = []
     for name, key in [
-        ("HTTP /predict, client side (gateway, no micro-batch)", "http"),
+        ("HTTP /predict, client side (gateway, no micro-batch; raw-socket client)", "http"),
         ("direct call of the served function in this process", "direct"),
         ("added by the gateway (HTTP - direct)", "added_ms"),
         ("  gateway's own latency_ms (model + log commit)", "server_latency_ms"),
@@ -1317,6 +1382,9 @@ def report(machine: dict, data: dict, quick: bool) -> None:
         ("  direct call after 1 ms idle (the model alone, woken)", "direct_after_1ms_idle"),
         ("  in-process: log commit on the caller's thread", "predlog_write_now_inprocess"),
         ("  in-process: log commit via the writer thread", "predlog_submit_inprocess"),
+        ("same with http.client (stdlib): HTTP /predict", "http_stdlib"),
+        ("  added by the gateway, http.client", "added_ms_stdlib"),
+        ("  GET /healthz round trip, http.client", "healthz_stdlib"),
         ("same with an httpx.Client: HTTP /predict", "http_httpx"),
         ("  added by the gateway, httpx client", "added_ms_httpx"),
         ("  GET /healthz round trip, httpx client", "healthz_httpx"),
@@ -1328,7 +1396,8 @@ def report(machine: dict, data: dict, quick: bool) -> None:
         if s is None:  # a results file from before this row existed
             continue
         if key.startswith("added_ms"):
-            rows.append([name, lat["http"]["n"], None, s["p50"], s["p95"], s["p99"]])
+            src = {"added_ms": "http", "added_ms_stdlib": "http_stdlib"}.get(key, "http_httpx")
+            rows.append([name, lat[src]["n"], None, s["p50"], s["p95"], s["p99"]])
         else:
             rows.append([name, s["n"], s.get("mean"), s["p50"], s["p95"], s["p99"]])
     tables.append(
@@ -1345,11 +1414,13 @@ def report(machine: dict, data: dict, quick: bool) -> None:
             (
                 "1b. Part 1 repeated at three points of the run (the box's speed drifts)",
                 ["round", "at (UTC)", "HTTP p50", "HTTP p95", "direct p50", "direct p95",
-                 "added p50", "added p95", "added p99", "added p95, httpx client"],
+                 "added p50", "added p95", "added p99", "added p95, http.client",
+                 "added p95, httpx client"],
                 [
                     [r["when"], r["at"][11:19], r["http"]["p50"], r["http"]["p95"],
                      r["direct"]["p50"], r["direct"]["p95"], r["added_ms"]["p50"],
-                     r["added_ms"]["p95"], r["added_ms"]["p99"], r["added_ms_httpx"]["p95"]]
+                     r["added_ms"]["p95"], r["added_ms"]["p99"],
+                     (r.get("added_ms_stdlib") or {}).get("p95"), r["added_ms_httpx"]["p95"]]
                     for r in lr
                 ]
                 + [
@@ -1357,6 +1428,8 @@ def report(machine: dict, data: dict, quick: bool) -> None:
                      float(np.median([r["added_ms"]["p50"] for r in lr])),
                      float(np.median([r["added_ms"]["p95"] for r in lr])),
                      float(np.median([r["added_ms"]["p99"] for r in lr])),
+                     (float(np.median([r["added_ms_stdlib"]["p95"] for r in lr]))
+                      if all("added_ms_stdlib" in r for r in lr) else None),
                      float(np.median([r["added_ms_httpx"]["p95"] for r in lr]))]
                 ],
             )
@@ -1609,10 +1682,12 @@ def notes_md(machine: dict, data: dict, quick: bool) -> str:
         + (f" (the worst round: {max(r['added_ms']['p95'] for r in lr):.2f} ms)" if lr else "")
         + f". First round: HTTP p95 {lat['http']['p95']:.2f} ms vs direct p95 "
         f"{lat['direct']['p95']:.2f} ms, added p50 {lat['added_ms']['p50']:.2f} ms. "
-        f"With an httpx client the same gateway measures {lat['added_ms_httpx']['p95']:.2f} ms at "
-        f"p95: httpx's own time per request (its /healthz round trip p50 "
-        f"{lat['healthz_httpx']['p50']:.2f} vs {lat['healthz']['p50']:.2f} ms) is the client's, not "
-        f"the gateway's. Where the added time goes (p50s): inside the gateway, its latency_ms "
+        f"The client is a raw socket (bytes out, status line and Content-Length in); with "
+        f"Python's http.client the same gateway measures {lat['added_ms_stdlib']['p95']:.2f} ms at "
+        f"p95 and with httpx {lat['added_ms_httpx']['p95']:.2f} ms: the client library's own time "
+        f"per request (/healthz round trip p50 {lat['healthz']['p50']:.2f} ms raw, "
+        f"{lat['healthz_stdlib']['p50']:.2f} http.client, {lat['healthz_httpx']['p50']:.2f} httpx) "
+        f"is the client's, not the gateway's. Where the added time goes (p50s): inside the gateway, its latency_ms "
         f"{lat['server_latency_ms']['p50']:.2f} ms is {d:.2f} ms over the back-to-back direct "
         f"call (the model call in a process woken by the request, the log commit, the row and "
         f"the metrics; the direct call after 1 ms of idle takes {idle['p50']:.2f} ms, p95 "
@@ -1727,9 +1802,11 @@ def notes_md(machine: dict, data: dict, quick: bool) -> str:
             "Other helpers' jobs may also have been running on the "
             f"box: load average at start {machine.get('loadavg_at_start')}, at end "
             f"{machine.get('loadavg_at_end')}.",
-            "- 1: a keep-alive `http.client.HTTPConnection` (stdlib), one request at a time, bodies "
-            "pre-encoded; 300 warm-up requests; HTTP and direct alternate in 4 blocks so drift on "
-            "the box hits both; an `httpx.Client` on the same gateway for comparison. The direct "
+            "- 1: a keep-alive raw socket (`RawHTTP`: TCP_NODELAY, the request written as bytes, "
+            "the response read up to its Content-Length, the JSON body parsed), one request at a "
+            "time, bodies pre-encoded; 300 warm-up requests; HTTP and direct alternate in 4 blocks "
+            "so drift on the box hits both; `http.client.HTTPConnection` (stdlib) and an "
+            "`httpx.Client` on the same gateway for comparison. The direct "
             "call is `serving.models.load_served('tiny', '2').predict` on a (1, 14, 1) float32 "
             "array, back to back: the same compiled function the gateway calls (the XLA concrete "
             "function for one window), with no HTTP, JSON, validation or prediction-log commit. "

@@ -122,6 +122,7 @@ def _rollout(
     from registry.promotion import commit_move, resolve_version, rollback
     from registry.tracking import open_registry
     from registry.traffic import abort_candidate, record_step, remove_alias, set_canary_share
+    from serving.analysis import warm_up
     from serving.predlog import PredictionLog, resolve_predlog_url
 
     job = load_config(config_path)
@@ -164,6 +165,7 @@ def _rollout(
                 "champion_before": champion, "champion_after": after,
                 "reasons": reasons, "steps": trail, "tracking_uri": uri}  # fmt: skip
 
+    warm_up(plog, model, freq)  # before any alias moves: the first analysis is not a cold one
     if first:
         log.info(
             "resuming the rollout of v%s at step %d (%s) from the ledger",

@@ -8,7 +8,10 @@ checked and warmed up once at load.
   graph function serves everything).
 
 Calling the concrete function instead of the ``tf.function`` skips its Python-side argument
-binding, which on 2 cores measured as more than the LSTM itself (bench/results/gateway.md).
+binding, which on 2 cores measured as more than the LSTM itself (bench/results/gateway.md). The
+concrete function's own ``__call__`` still binds and casts its arguments on every call (about a
+third of a one-window call); ``_flat`` calls its atomic function with the tensor and captures
+directly, and is used only when it answers like the concrete function at load.
 """
 
 from __future__ import annotations
@@ -43,6 +46,19 @@ def _concrete(keras_model, batch: int | None, lookback: int, n_features: int, xl
     return fn.get_concrete_function(spec)
 
 
+def _flat(cf) -> Callable[[np.ndarray], np.ndarray]:
+    """The concrete function called without its per-call argument binding: one float32 tensor
+    plus the captured variables straight to the atomic function (TensorFlow 2.15+)."""
+    import tensorflow as tf
+
+    atomic, captures = cf.inference_fn, tuple(cf.captured_inputs)
+
+    def call(x: np.ndarray) -> np.ndarray:
+        return atomic.call_flat(tf.constant(x), *captures)[0].numpy()
+
+    return call
+
+
 def load_served(model: str, version: str, *, xla: bool = True) -> ServedModel:
     import mlflow
 
@@ -66,14 +82,24 @@ def load_served(model: str, version: str, *, xla: bool = True) -> ServedModel:
 
     if not same(batched(probe).numpy()):
         raise RuntimeError(f"{model} v{version}: the serving function disagrees with the pyfunc")
-    single = batched
+    many = single = lambda x: batched(x).numpy()  # noqa: E731
+    try:
+        fast_many = _flat(batched)
+        if same(fast_many(probe)):
+            many = single = fast_many
+    except Exception as exc:  # noqa: BLE001 - a TensorFlow without the flat call: the plain one
+        log.info("%s v%s: plain concrete-function calls (%s)", model, version, exc)
+    use_xla = False
     if xla:
         try:
-            fast = _concrete(keras_model, 1, lookback, n_features, xla=True)
-            got = fast(probe).numpy()
+            compiled = _concrete(keras_model, 1, lookback, n_features, xla=True)
+            got = compiled(probe).numpy()
             if not same(got):
                 raise ValueError(f"answers differ from the pyfunc's by {np.abs(got - want).max()}")
-            single = fast
+            single, use_xla = (lambda x: compiled(x).numpy()), True  # noqa: E731
+            fast = _flat(compiled)
+            if same(fast(probe)):
+                single = fast
         except Exception as exc:  # noqa: BLE001 - any XLA failure means: serve the graph function
             log.warning(
                 "%s v%s: XLA not used (%s); serving the graph function", model, version, exc
@@ -87,8 +113,7 @@ def load_served(model: str, version: str, *, xla: bool = True) -> ServedModel:
             )
         if not np.isfinite(x).all():
             raise ValueError("windows contain NaN or inf")
-        fn = single if x.shape[0] == 1 else batched
-        return fn(x).numpy().astype(np.float64)
+        return (single if x.shape[0] == 1 else many)(x).astype(np.float64)
 
     m = ServedModel(
         str(version),
@@ -97,7 +122,7 @@ def load_served(model: str, version: str, *, xla: bool = True) -> ServedModel:
         horizon,
         predict,
         time.perf_counter() - t0,
-        xla=single is not batched,
+        xla=use_xla,
     )
     log.info(
         "loaded %s v%s (lookback %d, horizon %d, %s) in %.2f s",
