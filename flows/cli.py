@@ -46,12 +46,23 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+# Read by the libraries when they are imported, so set before any command imports them; a value the
+# user set wins. Prefect's own 20 s wait for the temporary (ephemeral) API server is too short on a
+# busy 2-core machine: `seqops retrain` then failed with "Timed out while attempting to connect to
+# ephemeral Prefect API server" (reproduced with two CPU hogs running beside it).
+_ENV_DEFAULTS = {
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+}
+for _name, _default in _ENV_DEFAULTS.items():
+    os.environ.setdefault(_name, _default)
+
+
 def _setup_logging(verbose: bool = False) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
     root = logging.getLogger()
     if not any(getattr(h, "_seqops", False) for h in root.handlers):
         h = _StderrHandler()

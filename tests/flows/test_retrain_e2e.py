@@ -65,7 +65,9 @@ def test_json_stdout_is_exactly_one_object(first_run):
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
     out = json.loads(lines[0])
-    assert proc.returncode == out["exit_code"] in (0, 1)
+    assert proc.returncode == out["exit_code"] in (0, 1), (
+        f"{out.get('status')}: {out.get('error')}\n{proc.stderr[-6000:]}"
+    )
     assert {"run_id", "model", "version", "metrics", "gate", "reports", "drift", "timings"} <= set(
         out
     )
