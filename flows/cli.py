@@ -835,8 +835,11 @@ def rollout_cmd(
     import flows.rollout  # noqa: F401  Prefect reconfigures logging on import: before ours
 
     def run():
-        from flows.rollout import rollout_flow
+        from flows.rollout import check_inputs, rollout_flow
 
+        # bad input exits 2 here, before a flow run exists (the flow checks again, for deployments)
+        check_inputs(model, version, str(config), state_dir=str(state_dir), ledger_url=ledger_url,
+                     approved_by=approved_by)  # fmt: skip
         with contextlib.redirect_stdout(sys.stderr):
             state = rollout_flow(
                 model,

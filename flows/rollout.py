@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -105,6 +105,61 @@ def rollout_flow(
     return out
 
 
+class _Plan(NamedTuple):
+    job: JobConfig
+    client: Any
+    ledger: Any
+    uri: str
+    version: str
+    aliases: dict[str, str]
+    traffic: Any
+    first: int
+    approver: str | None
+
+
+def _plan(model: str, version: str, config_path: str, *, state_dir: str,
+          ledger_url: str | None, approved_by: str | None) -> _Plan:  # fmt: skip
+    """Everything checked before any alias moves: the config, the model and version, a champion,
+    the step to start (or resume) at, the approval. Raises BadInputError naming the problem."""
+    from registry.promotion import resolve_version
+    from registry.tracking import open_registry
+
+    job = load_config(config_path)
+    if not job.data.frequency:
+        raise BadInputError(
+            "rollout needs data.frequency in the config (to join actuals to forecasts)"
+        )
+    client, ledger, uri = open_registry(state_dir, ledger_url)
+    try:
+        version = str(resolve_version(client, model, version).version)
+        aliases, traffic, _ = ledger.serving_state(model)
+        if aliases.get("champion") is None:
+            raise BadInputError(f"model {model!r} has no champion to roll out against")
+        steps = job.rollout.steps
+        first = _start_index(
+            steps, aliases, version, traffic[1] if traffic and traffic[0] == version else None
+        )
+        approver = (approved_by or "").strip() or None
+        champion_ahead = any(s.step == "champion" for s in steps[first:])
+        if job.promotion.require_approval and champion_ahead and not approver:
+            raise BadInputError(
+                f"promotion.require_approval is set for {model!r}: the rollout's champion step "
+                "needs --approved-by NAME (checked before any alias moves)"
+            )
+    except BaseException:
+        ledger.dispose()
+        raise
+    return _Plan(job, client, ledger, uri, version, aliases, traffic, first, approver)
+
+
+def check_inputs(model: str, version: str, config_path: str, *, state_dir: str,
+                 ledger_url: str | None, approved_by: str | None) -> None:  # fmt: skip
+    """The CLI's check before it starts the flow: bad input exits 2 with one line, without a flow
+    run (and without Prefect's traceback of the exception)."""
+    _plan(model, version, config_path, state_dir=state_dir, ledger_url=ledger_url,
+          approved_by=approved_by).ledger.dispose()  # fmt: skip
+
+
 def _rollout(
     model: str,
     version: str,
@@ -119,37 +174,20 @@ def _rollout(
 ) -> dict[str, Any]:
     from components.errors import ConflictError
     from registry.promote import promote
-    from registry.promotion import commit_move, resolve_version, rollback
-    from registry.tracking import open_registry
+    from registry.promotion import commit_move, rollback
     from registry.traffic import abort_candidate, record_step, remove_alias, set_canary_share
     from serving.analysis import warm_up
     from serving.predlog import PredictionLog, resolve_predlog_url
 
-    job = load_config(config_path)
+    job, client, ledger, uri, version, aliases, _traffic, first, approver = _plan(
+        model, version, config_path, state_dir=state_dir, ledger_url=ledger_url,
+        approved_by=approved_by)  # fmt: skip
     rcfg = job.rollout
     freq = job.data.frequency
-    if not freq:
-        raise BadInputError(
-            "rollout needs data.frequency in the config (to join actuals to forecasts)"
-        )
-    client, ledger, uri = open_registry(state_dir, ledger_url)
-    version = str(resolve_version(client, model, version).version)
+    assert freq is not None  # checked by _plan
     plog = PredictionLog(resolve_predlog_url(predlog_url, state_dir, job.serving.predlog_url))
-    aliases, traffic, _ = ledger.serving_state(model)
-    champion = aliases.get("champion")
-    if champion is None:
-        raise BadInputError(f"model {model!r} has no champion to roll out against")
+    champion = aliases["champion"]
     steps = rcfg.steps
-    first = _start_index(
-        steps, aliases, version, traffic[1] if traffic and traffic[0] == version else None
-    )
-    approver = (approved_by or "").strip() or None
-    champion_ahead = any(s.step == "champion" for s in steps[first:])
-    if job.promotion.require_approval and champion_ahead and not approver:
-        raise BadInputError(
-            f"promotion.require_approval is set for {model!r}: the rollout's champion step "
-            "needs --approved-by NAME (checked before any alias moves)"
-        )
     trail: list[dict[str, Any]] = []
     started = datetime.now(UTC)
     if champion == version:  # interrupted in the bake: judge against the previous champion,

@@ -39,6 +39,41 @@ def _last_rollout_run_state():
     return runs[0].state
 
 
+def _rollout_run_count() -> int:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as c:
+        return len(
+            c.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["rollout"])),
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=200,
+                offset=0,
+            )
+        )
+
+
+def test_bad_input_exits_2_before_a_flow_run(served_store):
+    store = served_store
+    start = _ledger(store).history("tiny")[-1]["id"]
+    runs = _rollout_run_count()
+    for model, version, names in (
+        ("tiny", "99", "99"),
+        ("tiny", "nosuchalias", "nosuchalias"),
+        ("nosuchmodel", "1", "nosuchmodel"),
+    ):
+        code, out, err = in_dir(
+            store["tmp"], "rollout", model, "--version", version, "--config", str(store["good"]),
+            "--json",
+        )  # fmt: skip
+        assert code == 2 and out["exit_code"] == 2 and names in out["error"], (out, err[-2000:])
+        assert "Traceback" not in err, err[-3000:]  # one line, not Prefect's report of a crash
+    assert _rollout_run_count() == runs
+    assert _ledger(store).history("tiny")[-1]["id"] == start
+
+
 def _since(entries, first_id):
     return [e for e in entries if e["id"] > first_id]
 
