@@ -53,7 +53,7 @@ def _parse_outcome(stdout: str) -> dict | None:
     return None
 
 
-_TS = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) \| ")
+_TS = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) ")  # "HH:MM:SS.mmm LEVEL ..."
 
 
 def _log_phases(stderr: str, start_epoch: float, end_epoch: float) -> dict | None:

@@ -62,15 +62,47 @@ for _name, _default in _ENV_DEFAULTS.items():
     os.environ.setdefault(_name, _default)
 
 
+class _Formatter(logging.Formatter):
+    """One line per record: Prefect's run loggers named by their run ("Task run 'train-lstm-1a2'"),
+    as Prefect's console shows them. A seqops error (bad input, a rejected or conflicting move, a
+    diverged fit) is an expected outcome that the command reports in one line: its traceback, which
+    Prefect logs from every task and flow it passes through, is left out unless ``--verbose``."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__(
+            "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"
+        )
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        from components.errors import SeqopsError
+
+        run = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None)
+        exc = record.exc_info[1] if record.exc_info else None
+        quiet = isinstance(exc, SeqopsError) and not self.verbose
+        if run or quiet:
+            record = logging.makeLogRecord(record.__dict__)  # other handlers see the original
+            if run:
+                kind = "Task run" if getattr(record, "task_run_name", None) else "Flow run"
+                record.name = f"{kind} {run!r}"
+            if quiet:
+                record.exc_info = record.exc_text = None
+        return super().format(record)
+
+
 def _setup_logging(verbose: bool = False) -> None:
     root = logging.getLogger()
-    if not any(getattr(h, "_seqops", False) for h in root.handlers):
+    # Prefect's console handler on the root logger printed every record a second time (matched by
+    # name: short commands never import Prefect)
+    for ph in [h for h in root.handlers if type(h).__name__ == "PrefectConsoleHandler"]:
+        root.removeHandler(ph)
+    ours = [h for h in root.handlers if getattr(h, "_seqops", False)]
+    if not ours:
         h = _StderrHandler()
-        h.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
-        )
         h._seqops = True  # type: ignore[attr-defined]
         root.addHandler(h)
+        ours = [h]
+    ours[0].setFormatter(_Formatter(verbose))
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in (
         "great_expectations",

@@ -6,11 +6,15 @@ where users meet it, not only in the validation module.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import tiny_config, write_yaml
+from tests.conftest import REPO, tiny_config, write_yaml
 from tests.flows.helpers import invoke, registered_models
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -161,3 +165,29 @@ def test_human_output_names_the_report(tmp_path, tiny_panel_frame):
     code, payload, err = invoke("retrain", "--config", str(write_yaml(tmp_path / "j.yaml", cfg)))
     assert code == 2 and payload is None
     assert "values must be finite" in err and "validation_html:" in err
+
+
+def test_terminal_shows_each_log_line_once_and_no_traceback(tmp_path, tiny_panel_frame):
+    """A real ``seqops retrain`` process: Prefect logs the contract failure from its task and its
+    flow; the terminal gets each line once (not also through Prefect's console handler), no
+    traceback for an expected outcome, and the traceback back with --verbose."""
+    from prefect.settings import PREFECT_API_URL
+
+    p = _csv(tmp_path, tiny_panel_frame.drop(columns=["temperature"]))
+    cfg = write_yaml(tmp_path / "j.yaml", tiny_config(tmp_path, p))
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(REPO)}
+
+    def run(*extra):
+        cmd = [sys.executable, "-m", "flows", "retrain", "--config", str(cfg), *extra]
+        return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    proc = run()
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    done = [ln for ln in lines if "Flow run '" in ln and "Finished in state Failed" in ln]
+    assert len(done) == 1, proc.stderr[-3000:]
+    assert sum("data contract FAILED" in ln for ln in lines) == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "error (data_contract, exit 2)" in proc.stderr
+    verbose = run("--verbose")
+    assert verbose.returncode == 2 and "Traceback" in verbose.stderr
